@@ -1,0 +1,40 @@
+"""Speech adapters: each turns speech into `Offset_spe (T, V, 3)` for an identity."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from talking_faces.errors import TalkingFacesError
+
+from .base import SpeechAdapter
+
+# name -> "module:class", imported on first use so that `viseme` never pulls in transformers.
+ADAPTERS: dict[str, str] = {
+    "viseme": "talking_faces.adapters.viseme:VisemeAdapter",
+    "faceformer": "talking_faces.adapters.faceformer:FaceFormerAdapter",
+}
+
+
+def adapter_class(name: str) -> type[SpeechAdapter]:
+    """The adapter class registered under `name`."""
+    if name not in ADAPTERS:
+        close = difflib.get_close_matches(name, list(ADAPTERS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise TalkingFacesError(f"Unknown speech model {name!r}; {hint}choose one of {', '.join(ADAPTERS)}.")
+    module_name, class_name = ADAPTERS[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def load_adapter(
+    name: str, checkpoint: str | Path | None = None, device: torch.device | str = "cpu", **options: Any
+) -> SpeechAdapter:
+    """Build the named adapter from a local checkpoint path (None for `viseme`)."""
+    return adapter_class(name).from_checkpoint(checkpoint, device=device, **options)
+
+
+__all__ = ["ADAPTERS", "SpeechAdapter", "adapter_class", "load_adapter"]

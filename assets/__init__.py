@@ -1,0 +1,1 @@
+"""Data the project made itself: the default character, its landmarks, and a sample speech file."""

@@ -1,0 +1,1 @@
+"""Evaluation of speech-driven face animation: metrics, datasets, regions and the runner."""

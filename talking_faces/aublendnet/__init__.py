@@ -1,0 +1,1 @@
+"""AUBlendNet: the AU codebook (stage 1) and the stylised basis predictor (stage 2)."""

@@ -1,0 +1,54 @@
+"""The typer applications every CLI module registers its commands on, and the error boundary."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+from talking_faces.errors import TalkingFacesError
+
+app = typer.Typer(
+    name="talkface",
+    help="Speech to emotional 3D facial animation (AU-blendshapes, AUBlendNet, speech adapters).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+train_app = typer.Typer(help="Train AUBlendNet or FaceFormer.", no_args_is_help=True)
+data_app = typer.Typer(help="Convert datasets into the layouts talkface reads.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(data_app, name="data")
+
+console = Console(stderr=True)
+
+
+def main() -> None:
+    """Entry point of the `talkface` console script: one-line errors, no tracebacks."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(prog_name="talkface", standalone_mode=False)
+    except TalkingFacesError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        console.print("[bold red]aborted[/]")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("TALKFACE_DEBUG"):
+            raise
+        console.print(
+            f"[bold red]internal error:[/] {exc.__class__.__name__}: {exc} (set TALKFACE_DEBUG=1 for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)

@@ -1,0 +1,110 @@
+"""Identity meshes: loading, saving and validating OBJ, PLY and NPY files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TalkingFacesError
+
+FLAME_NUM_VERTICES = 5023
+FLAME_NUM_FACES = 9976
+MESH_SUFFIXES = (".obj", ".ply", ".npy", ".npz")
+
+
+@dataclass
+class Identity:
+    """A neutral face mesh.
+
+    Attributes:
+        vertices: `(V, 3)` float32 neutral positions, in the mesh's own units (FLAME: metres).
+        faces: `(F, 3)` int64 triangle indices, or None for a bare vertex array.
+        name: a short label, for reports and file names.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray | None
+    name: str = "identity"
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.vertices.shape[0])
+
+    @property
+    def is_flame(self) -> bool:
+        """True for FLAME topology (5,023 vertices), what the learned models accept."""
+        return self.num_vertices == FLAME_NUM_VERTICES
+
+    @property
+    def topology(self) -> str:
+        return "flame" if self.is_flame else f"{self.num_vertices}-vertex mesh"
+
+
+def validate_mesh(vertices: np.ndarray, faces: np.ndarray | None, source: str) -> None:
+    """Raise a TalkingFacesError unless the vertices are finite `(V, 3)` and faces index them."""
+    if vertices.ndim != 2 or vertices.shape[1] != 3 or vertices.shape[0] == 0:
+        raise TalkingFacesError(f"{source}: expected (V, 3) vertices, got shape {tuple(vertices.shape)}; give a triangle mesh.")
+    bad = ~np.isfinite(vertices).all(axis=1)
+    if bad.any():
+        raise TalkingFacesError(
+            f"{source}: {int(bad.sum())} vertices are NaN or infinite (first: {int(np.flatnonzero(bad)[0])}); fix or re-export the mesh."
+        )
+    if faces is not None:
+        if faces.ndim != 2 or faces.shape[1] != 3:
+            raise TalkingFacesError(f"{source}: faces must be triangles, got shape {tuple(faces.shape)}; triangulate the mesh.")
+        if faces.size and (faces.min() < 0 or faces.max() >= vertices.shape[0]):
+            raise TalkingFacesError(
+                f"{source}: face indices run to {int(faces.max())} but the mesh has {vertices.shape[0]} vertices; the file is corrupt."
+            )
+
+
+def load_identity(path: str | Path) -> Identity:
+    """Load a neutral mesh from OBJ, PLY, NPY (`(V, 3)` or `(V*3,)` vertices) or NPZ (`vertices`, `faces`).
+
+    Vertex order is kept exactly as in the file, because bases and checkpoints index it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TalkingFacesError(f"Identity mesh not found: {path}; pass an existing OBJ, PLY, NPY or NPZ file.")
+    suffix = path.suffix.lower()
+    if suffix not in MESH_SUFFIXES:
+        raise TalkingFacesError(f"Unsupported mesh format {suffix!r} for {path}; use one of {', '.join(MESH_SUFFIXES)}.")
+    try:
+        if suffix == ".npy":
+            vertices, faces = np.load(path, allow_pickle=False), None
+            vertices = vertices.reshape(-1, 3) if vertices.ndim == 1 and vertices.size % 3 == 0 else vertices
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                vertices = data["vertices"]
+                faces = data["faces"] if "faces" in data else None
+        else:
+            import trimesh
+
+            mesh = trimesh.load(path, process=False, maintain_order=True, force="mesh")
+            vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+            if faces.size == 0:
+                faces = None
+    except TalkingFacesError:
+        raise
+    except Exception as exc:  # trimesh and numpy raise many types for corrupt files
+        raise TalkingFacesError(f"Cannot read mesh {path}: {exc.__class__.__name__}: {exc}; check that it is a valid {suffix[1:].upper()} file.") from None
+    vertices = np.asarray(vertices, dtype=np.float64)
+    faces = None if faces is None else np.asarray(faces, dtype=np.int64)
+    validate_mesh(vertices, faces, str(path))
+    return Identity(vertices.astype(np.float32), faces, name=path.stem)
+
+
+def save_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray | None) -> None:
+    """Write `(V, 3)` vertices (and faces) as OBJ, PLY, NPY or NPZ, chosen by the suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        np.save(path, np.asarray(vertices, dtype=np.float32))
+    elif suffix == ".npz":
+        np.savez(path, vertices=np.asarray(vertices, dtype=np.float32), faces=faces)
+    else:
+        import trimesh
+
+        trimesh.Trimesh(vertices, faces, process=False).export(path)
