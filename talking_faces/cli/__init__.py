@@ -1,6 +1,7 @@
 """The `talkface` command line. Each module registers its commands on the apps in `common`."""
 
-from . import render_cmd  # noqa: F401  (registers `render`)
+# Importing a module registers its commands.
+from . import aublendnet_cmd, data_cmd, eval_cmd, faceformer_cmd, render_cmd  # noqa: F401
 from .common import app, main
 
 __all__ = ["app", "main"]

@@ -20,8 +20,11 @@ app = typer.Typer(
 )
 train_app = typer.Typer(help="Train AUBlendNet or FaceFormer.", no_args_is_help=True)
 data_app = typer.Typer(help="Convert datasets into the layouts talkface reads.", no_args_is_help=True)
+# `talkface eval --dataset ...` scores speech models; `talkface eval aublendnet ...` scores bases.
+eval_app = typer.Typer(help="Evaluate speech models (LVE, FDD, V-LVE, diversity) or AUBlendNet bases.")
 app.add_typer(train_app, name="train")
 app.add_typer(data_app, name="data")
+app.add_typer(eval_app, name="eval")
 
 console = Console(stderr=True)
 
