@@ -1,1 +1,77 @@
-"""CLI commands (being written)."""
+"""`talkface train faceformer`: the upstream FaceFormer recipe on VOCASET or 3D MEAD, resumable, DDP under torchrun."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from talking_faces.errors import TalkingFacesError
+
+from .common import console, train_app
+
+DATASET_NAMES = ("vocaset", "mead")
+
+
+@train_app.command("faceformer", help="Train FaceFormer (Adam 1e-4, MSE, autoregressive loop, frozen CNN) on VOCASET or 3D MEAD.")
+def train_faceformer_cmd(
+    dataset: str = typer.Option(..., help="vocaset or mead (upstream splits)."),
+    data_root: Path = typer.Option(..., help="Dataset folder, in the layout `talkface data` describes."),
+    out: Path = typer.Option(..., help="Output folder: {epoch}_model.pth (+ .json sidecar) and train_state.pt. An existing run there is resumed."),
+    audio_encoder: Optional[Path] = typer.Option(None, help="Local transformers folder with wav2vec2-base weights (e.g. wav2vec2-base-960h)."),
+    allow_random_audio_encoder: bool = typer.Option(False, help="Start from a randomly initialised wav2vec2 when --audio-encoder is not given."),
+    epochs: int = typer.Option(100, min=1, help="Epochs (upstream: 100)."),
+    lr: float = typer.Option(1e-4, help="Adam learning rate (upstream: 1e-4)."),
+    condition: str = typer.Option("subject", help="One-hot condition: subject, or subject+emotion (MEAD's one-hot-emotion baseline)."),
+    save_every: int = typer.Option(25, min=1, help="Write a checkpoint every N epochs (and at the last)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda (under torchrun: one GPU per rank)."),
+    seed: int = typer.Option(0, help="Shuffling and dropout seed."),
+) -> None:
+    from talking_faces.adapters.faceformer_train import (
+        TrainOptions, make_conditioning, new_model, resume_or_none, train_faceformer,
+    )
+    from talking_faces.eval.datasets import read_dataset
+    from talking_faces.training import setup_distributed, teardown_distributed
+
+    if dataset not in DATASET_NAMES:
+        raise TalkingFacesError(f"Unknown --dataset {dataset!r}; use one of {', '.join(DATASET_NAMES)}.")
+    ctx = setup_distributed(device)
+    try:
+        train, val = read_dataset(dataset, data_root, "train"), read_dataset(dataset, data_root, "val")
+        resumed = resume_or_none(out)
+        if resumed is not None:
+            model, conditioning, state = resumed
+            if ctx.is_main:
+                console.print(f"resuming {out} after epoch {state['epoch']}")
+        else:
+            if audio_encoder is None and not allow_random_audio_encoder:
+                raise TalkingFacesError(
+                    "A new FaceFormer run needs wav2vec2 weights: pass --audio-encoder DIR (a local transformers folder), "
+                    "or --allow-random-audio-encoder to start from random weights."
+                )
+            conditioning = make_conditioning(dataset, train, condition)
+            fps = train[0].fps if dataset == "mead" else None
+            model = new_model(dataset, conditioning, train[0].template.size, audio_encoder, fps=fps)
+            state = None
+        options = TrainOptions(epochs=epochs, lr=lr, save_every=save_every, seed=seed)
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console, disable=not ctx.is_main,
+        ) as progress:
+            task = progress.add_task("epoch", total=None)
+
+            def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
+                progress.update(task, description=f"epoch {epoch}/{epochs} loss {loss:.3e}", total=steps, completed=step)
+
+            def on_epoch(result) -> None:
+                val_text = f", val {result.val_loss:.3e}" if result.val_loss is not None else ""
+                saved = f", wrote {result.checkpoint}" if result.checkpoint and ctx.is_main else ""
+                progress.console.print(f"epoch {result.epoch}: train {result.train_loss:.3e}{val_text}{saved}")
+
+            last = train_faceformer(model, conditioning, train, out, ctx, options, val=val, resume_state=state, on_step=on_step, on_epoch=on_epoch)
+    finally:
+        teardown_distributed(ctx)
+    if ctx.is_main and last is not None:
+        console.print(f"[green]done[/]: {last}")

@@ -34,7 +34,7 @@ def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
 def _stage_progress() -> Progress:
     return Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
+        console=console, transient=False, disable=not console.is_terminal,  # logs and pipes get only the result line
     )
 
 
@@ -57,11 +57,13 @@ def render(
     gl: str = typer.Option("auto", help="OpenGL backend: auto, osmesa or egl."),
     save_vertices: Optional[Path] = typer.Option(None, help="Also write the final (T, V, 3) float32 vertices to this .npy."),
 ) -> None:
+    from talking_faces.gl import use_backend
     from talking_faces.pipeline import animate
     from talking_faces.video import check_output_writable, render_mp4
 
     out = out if out is not None else Path(audio.stem + ".mp4")
     check_output_writable(out)
+    use_backend(gl)  # a missing OpenGL library fails now, not after the animation
     if save_vertices is not None:
         check_output_writable(save_vertices)
     with _stage_progress() as progress:

@@ -1,0 +1,139 @@
+"""3D MEAD in the LG-LDM layout (EMOCA fits with identity removed; one FLAME template for everyone).
+
+    root/FLAME_ALL/<pid>/<pid>-<emotion>-level_<n>-<nnn>.npz   `vertices` (T, 15069) or (T, 5023, 3), or
+                                                              FLAME `expression` (T, 50) + `pose` (T, 6)
+    root/AUDIO/<pid>/<emotion>/level_<n>/<nnn>.wav (or .m4a)
+    root/mead_v2.csv (optional)   columns pid, emotion, intensity, flame_id, audio_id
+    root/FLAME_template.npy       (5023, 3) template shared by all subjects
+
+Emotion labels are MEAD folder names (angry, contempt, disgusted, fear, happy, neutral, sad,
+surprised), mapped by name. The frame rate is not stated upstream; 25 fps is assumed (the model
+pairs two 50 Hz audio frames per motion frame). Splits: test M037 M040, val M035 M039, train the
+other 21 male IDs.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from talking_faces.errors import TalkingFacesError
+
+from ..sequences import Sequence
+from .common import canonical_emotion, check_template, ensure_nonempty, parse_int, require_dir
+from .flame_params import flame_vertices_loader
+
+FPS = 25.0
+TEMPLATE_FILE = "FLAME_template.npy"
+CSV_FILE = "mead_v2.csv"
+CSV_COLUMNS = ("pid", "emotion", "intensity", "flame_id", "audio_id")
+VERTEX_KEYS = ("vertices", "verts")
+AUDIO_SUFFIXES = (".wav", ".m4a")
+SPLITS = {
+    "train": tuple("M003 M005 M007 M009 M011 M012 M013 M019 M022 M023 M024 M025 M026 M027 M028 M029 M030 M031 "
+                   "M032 M033 M034".split()),
+    "val": ("M035", "M039"),
+    "test": ("M037", "M040"),
+}
+SPLIT_NAMES = (*SPLITS, "all")
+
+
+def is_lgldm_layout(root: Path) -> bool:
+    return (root / "FLAME_ALL").is_dir()
+
+
+def _npz_vertex_shape(path: Path) -> tuple[str, tuple[int, ...]] | None:
+    """(key, shape) of the vertex array in an npz, read from its header only; None if it has none."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            key = next((k for k in VERTEX_KEYS if f"{k}.npy" in names), None)
+            if key is None:
+                return None
+            with archive.open(f"{key}.npy") as member:
+                version = np.lib.format.read_magic(member)
+                header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                return key, header(member)[0]
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise TalkingFacesError(f"Cannot read {path}: {exc}; the file is corrupt or not an .npz archive.") from None
+
+
+def _load_npz_vertices(path: Path, key: str, num_vertices: int) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as data:
+        array = data[key].reshape(-1, num_vertices, 3)
+    return array if np.issubdtype(array.dtype, np.floating) else array.astype(np.float64)
+
+
+def _entries(root: Path) -> list[tuple[str, str, str, str, str, Path]]:
+    """(pid, emotion label, intensity, flame file name, audio id, where listed) for every sequence."""
+    table = root / CSV_FILE
+    if table.is_file():
+        with table.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise TalkingFacesError(f"{table} lacks the columns {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}.")
+            rows = []
+            for row in reader:
+                pid, emotion, level = row["pid"].strip(), row["emotion"].strip(), row["intensity"].strip()
+                flame = row["flame_id"].strip()
+                flame = flame if flame.endswith(".npz") else f"{pid}-{emotion}-{level}-{flame}.npz"
+                rows.append((pid, emotion, level, flame, row["audio_id"].strip(), table))
+            return rows
+    rows = []
+    for path in sorted(require_dir(root / "FLAME_ALL", "an LG-LDM 3D MEAD root holds FLAME_ALL/ and AUDIO/").glob("*/*.npz")):
+        parts = path.stem.split("-")
+        if len(parts) != 4 or parts[0] != path.parent.name:
+            raise TalkingFacesError(f"{path}: expected a name like <pid>-<emotion>-level_<n>-<nnn>.npz inside FLAME_ALL/<pid>/.")
+        rows.append((parts[0], parts[1], parts[2], path.name, parts[3], path))
+    return rows
+
+
+def _audio_path(root: Path, pid: str, emotion: str, level: str, audio_id: str, motion: Path) -> Path:
+    folder = root / "AUDIO" / pid / emotion / level
+    candidates = [folder / audio_id] if Path(audio_id).suffix else [folder / f"{audio_id}{s}" for s in AUDIO_SUFFIXES]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise TalkingFacesError(f"{motion} has no audio; expected {' or '.join(str(c) for c in candidates)}.")
+
+
+def read_mead_lgldm(root: Path, split: str = "test", flame_model: Path | None = None) -> list[Sequence]:
+    """The sequences of one split (`train`, `val`, `test`, `all`), sorted by name."""
+    require_dir(root / "FLAME_ALL", "an LG-LDM 3D MEAD root holds FLAME_ALL/ and AUDIO/")
+    template_path = root / TEMPLATE_FILE
+    if not template_path.is_file():
+        raise TalkingFacesError(f"{template_path} is missing; the LG-LDM layout needs the shared FLAME template (5023, 3).")
+    template = np.load(template_path, allow_pickle=False)
+    template = check_template(template.reshape(-1, 3) if template.ndim == 1 else template, str(template_path))
+    sequences = []
+    for pid, label, level, flame_name, audio_id, listed_in in ensure_nonempty(_entries(root), root, "FLAME_ALL sequences"):
+        motion = root / "FLAME_ALL" / pid / flame_name
+        if split != "all" and pid not in SPLITS[split]:
+            continue
+        if not motion.is_file():
+            raise TalkingFacesError(f"{listed_in} lists {motion}, which is missing.")
+        if not level.startswith("level_"):
+            raise TalkingFacesError(f"{motion}: intensity {level!r} should read level_1, level_2 or level_3.")
+        intensity = parse_int(level[len("level_"):], motion, "intensity level")
+        emotion = canonical_emotion(label, motion)
+        audio = _audio_path(root, pid, label, level, audio_id, motion)
+        found = _npz_vertex_shape(motion)
+        if found is None:
+            load = flame_vertices_loader(motion, flame_model)
+        else:
+            key, shape = found
+            num = template.shape[0]
+            if not ((len(shape) == 2 and shape[1] == num * 3) or (len(shape) == 3 and shape[1:] == (num, 3))) or shape[0] == 0:
+                raise TalkingFacesError(f"{motion}['{key}']: expected (T, {num * 3}) or (T, {num}, 3) vertices, got {shape}.")
+            load = partial(_load_npz_vertices, motion, key, num)
+        sequences.append(Sequence(
+            name=motion.stem, subject=pid, audio_path=audio, template=template, fps=FPS, load_vertices=load,
+            emotion=emotion, intensity=intensity, sentence=flame_name.rsplit("-", 1)[-1].removesuffix(".npz"),
+        ))
+    sequences.sort(key=lambda s: s.name)
+    return ensure_nonempty(sequences, root, f"sequences of the {split} split")

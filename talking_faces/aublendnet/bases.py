@@ -1,0 +1,136 @@
+"""AU bases of an identity predicted by AUBlendNet, with a content-addressed cache.
+
+Offsets are `B_k = target_k - T`, with T the user's own neutral (the input template), not the
+predicted row 0 that upstream `au_control.py` subtracts. So the mesh at zero weights is exactly the
+user's identity, and weight 1 on AU k gives exactly upstream's predicted target k. The price is that
+the decoder's neutral error (predicted row 0 - T, typically microns) is part of every offset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..aus import NUM_AUS
+from ..basis import AUBasis, basis_from_rows
+from ..devices import resolve_device
+from ..errors import TalkingFacesError
+from ..identity import FLAME_NUM_VERTICES, Identity
+from .checkpoints import DEFAULT_HEADS, load_predictor
+from .predictor import StyleBlendNet
+
+CACHE_ENV = "TALKFACE_CACHE_DIR"
+CACHE_VERSION = b"aublendnet-bases-v1"
+_CHUNK = 1 << 22
+
+
+def cache_dir() -> Path:
+    """`$TALKFACE_CACHE_DIR`, else `$XDG_CACHE_HOME/talking_faces`, else `~/.cache/talking_faces`."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "talking_faces"
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cache_key(template: np.ndarray, aublendnet_path: str | Path, codebook_path: str | Path, num_heads: int = DEFAULT_HEADS) -> str:
+    """Hash of the template's float32 values and both checkpoints' bytes."""
+    digest = hashlib.sha256(CACHE_VERSION)
+    values = np.ascontiguousarray(template, dtype=np.float32)
+    digest.update(repr(values.shape).encode() + values.tobytes())
+    for path in (aublendnet_path, codebook_path):
+        digest.update(file_digest(path).encode())
+    digest.update(str(num_heads).encode())
+    return digest.hexdigest()
+
+
+def check_identity(identity: Identity, model: StyleBlendNet | None = None) -> None:
+    """Raise unless the identity has the topology AUBlendNet predicts for (FLAME, or the model's V)."""
+    expected = model.config.vertex_dim // 3 if model is not None else FLAME_NUM_VERTICES
+    if identity.num_vertices != expected:
+        raise TalkingFacesError(
+            f"AUBlendNet predicts bases for FLAME-topology heads ({expected} vertices), but {identity.name} is a "
+            f"{identity.topology}; use a FLAME head, or drop --aublendnet/--codebook to build the procedural rig's basis."
+        )
+
+
+@torch.inference_mode()
+def predict_rows(model: StyleBlendNet, templates: torch.Tensor) -> torch.Tensor:
+    """Upstream's raw prediction `(B, 33, V*3)` for neutral heads `templates (B, V*3)`, in eval mode."""
+    model.eval()
+    param = next(model.parameters())
+    return model(templates.to(param.device, param.dtype)).rows
+
+
+def aublendset_rows(model: StyleBlendNet, identity: Identity) -> np.ndarray:
+    """The AUBlendSet layout `(33, V*3)` float32: row 0 the identity's neutral, rows 1..32 the predicted targets."""
+    check_identity(identity, model)
+    template = torch.from_numpy(identity.vertices.reshape(1, -1))
+    targets = predict_rows(model, template)[0, 1:].float().cpu().numpy()
+    return np.concatenate([identity.vertices.reshape(1, -1), targets]).astype(np.float32)
+
+
+def _atomic_save(path: Path, rows: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.npy")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, rows)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def predict_aublendset_cached(
+    identity: Identity,
+    aublendnet_path: str | Path,
+    codebook_path: str | Path,
+    device: torch.device | str = "cpu",
+    num_heads: int = DEFAULT_HEADS,
+) -> np.ndarray:
+    """`aublendset_rows` for the two checkpoint files, served from the cache when it holds them."""
+    check_identity(identity)
+    for path, flag in ((aublendnet_path, "--aublendnet"), (codebook_path, "--codebook")):
+        if not Path(path).is_file():
+            raise TalkingFacesError(f"AUBlendNet checkpoint not found: {path}; pass an existing model.pth.tar as {flag}.")
+    cached = cache_dir() / "aublendnet" / f"{cache_key(identity.vertices, aublendnet_path, codebook_path, num_heads)}.npy"
+    try:
+        rows = np.load(cached, allow_pickle=False)
+        if rows.shape == (NUM_AUS + 1, identity.vertices.size) and rows.dtype == np.float32:
+            return rows
+    except (OSError, ValueError):
+        pass  # a missing or unreadable entry is a miss
+    model = load_predictor(aublendnet_path, codebook_path, num_heads).to(resolve_device(device))
+    rows = aublendset_rows(model, identity)
+    try:
+        _atomic_save(cached, rows)
+    except OSError as exc:
+        warnings.warn(f"could not cache AUBlendNet bases in {cached.parent}: {exc.strerror}; set {CACHE_ENV}", stacklevel=2)
+    return rows
+
+
+def predict_basis_cached(
+    identity: Identity,
+    aublendnet_path: str | Path,
+    codebook_path: str | Path,
+    device: torch.device | str = "cpu",
+    num_heads: int = DEFAULT_HEADS,
+) -> AUBasis:
+    """The identity's `(32, V, 3)` basis predicted by AUBlendNet (stage 2 + stage 1 files), cached on disk."""
+    rows = predict_aublendset_cached(identity, aublendnet_path, codebook_path, device, num_heads)
+    return basis_from_rows(rows, f"AUBlendNet {Path(aublendnet_path).name}")

@@ -1,0 +1,176 @@
+"""Official AUBlendNet checkpoint files: strict loading, dimension inference, and writing.
+
+Both stages are `torch.save({'state_dict': weights})` files with the upstream key names:
+stage 1 (`VQAutoEncoder`, 147 keys) and stage 2 (`AUBlendNet`, 234 keys, without `autoencoder.*`).
+Every dimension comes from the tensors' shapes; only the head count (8 upstream) is not stored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ..errors import TalkingFacesError
+from .codebook import AUCodebook, CodebookConfig
+from .predictor import PredictorConfig, StyleBlendNet
+
+STATE_KEY = "state_dict"
+DEFAULT_HEADS = 8
+# Stage-2 leftovers that upstream builds but never calls: accepted when present, dropped, never built.
+UNUSED_PREDICTOR_PREFIXES = ("vertice_map.", "PPE.", "transformer_decoder.")
+_MODULE_PREFIX = "module."
+
+
+def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
+    """The `state_dict` of an official-format file, on CPU, with any DDP `module.` prefix removed."""
+    path = Path(path)
+    if not path.is_file():
+        raise TalkingFacesError(f"{what} checkpoint not found: {path}; pass the path of its model.pth.tar.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and weights_only errors come in many types
+        raise TalkingFacesError(f"Cannot read {what} checkpoint {path}: {exc.__class__.__name__}; pass an official model.pth.tar.") from None
+    state = payload.get(STATE_KEY, payload) if isinstance(payload, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise TalkingFacesError(f"{path} holds no tensor state_dict; pass an official {what} model.pth.tar.")
+    return {k.removeprefix(_MODULE_PREFIX): v for k, v in state.items()}
+
+
+def _shape(state: dict[str, torch.Tensor], key: str, dim: int, default: int) -> int:
+    tensor = state.get(key)
+    return int(tensor.shape[dim]) if tensor is not None and tensor.dim() > dim else default
+
+
+def _count_layers(state: dict[str, torch.Tensor], pattern: str) -> int:
+    indices = {int(m.group(1)) for k in state if (m := re.match(pattern, k))}
+    return max(indices) + 1 if indices else 0
+
+
+def codebook_config(state: dict[str, torch.Tensor], num_heads: int = DEFAULT_HEADS) -> CodebookConfig:
+    """Stage-1 dimensions read from tensor shapes (official values where a key is absent)."""
+    d = CodebookConfig()
+    return CodebookConfig(
+        vertex_dim=_shape(state, "encoder.vertice_mapping.0.weight", 1, d.vertex_dim),
+        hidden=_shape(state, "encoder.vertice_mapping.0.weight", 0, d.hidden),
+        num_layers=_count_layers(state, r"encoder\.encoder_transformer\.net\.(\d+)\.") // 2 or d.num_layers,
+        num_heads=num_heads,
+        intermediate=_shape(state, "encoder.encoder_transformer.net.1.fn.fn.l1.weight", 0, d.intermediate),
+        num_codes=_shape(state, "quantize.embedding.weight", 0, d.num_codes),
+        code_dim=_shape(state, "quantize.embedding.weight", 1, d.code_dim),
+        kernel_size=_shape(state, "encoder.squasher.0.0.weight", 2, d.kernel_size),
+    )
+
+
+def predictor_config(state: dict[str, torch.Tensor], num_heads: int = DEFAULT_HEADS) -> PredictorConfig:
+    """Stage-2 dimensions read from tensor shapes (official values where a key is absent)."""
+    d = PredictorConfig()
+    return PredictorConfig(
+        vertex_dim=_shape(state, "feature_map.weight", 1, d.vertex_dim),
+        feature_dim=_shape(state, "feature_map.weight", 0, d.feature_dim),
+        num_tokens=_shape(state, "onehot_feature_map.weight", 0, d.num_tokens),
+        num_layers=_count_layers(state, r"blocks\.(\d+)\.") or d.num_layers,
+        num_heads=num_heads,
+        mlp_hidden=_shape(state, "blocks.0.mlp.fc1.weight", 0, d.mlp_hidden),
+        code_width=_shape(state, "feat_map.weight", 0, d.code_width),
+    )
+
+
+def _names(keys: list[str], limit: int = 6) -> str:
+    shown = ", ".join(sorted(keys)[:limit])
+    return f"{shown} (+{len(keys) - limit} more)" if len(keys) > limit else shown
+
+
+def _check_keys(path: Path, what: str, found: set[str], expected: set[str], hint: str) -> None:
+    missing, unexpected = sorted(expected - found), sorted(found - expected)
+    if missing or unexpected:
+        parts = [f"missing {len(missing)} key(s): {_names(missing)}" if missing else "",
+                 f"unexpected {len(unexpected)} key(s): {_names(unexpected)}" if unexpected else ""]
+        raise TalkingFacesError(f"{path} is not an official {what} checkpoint: {'; '.join(p for p in parts if p)}; {hint}")
+
+
+def _load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, what: str) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        mismatches = re.findall(r"size mismatch for ([\w.]+)", str(exc))
+        detail = f"shape mismatch for {_names(mismatches)}" if mismatches else str(exc).splitlines()[0]
+        raise TalkingFacesError(f"{path}: {what} weights do not fit together ({detail}); the file is corrupt or from another model.") from None
+
+
+def load_codebook(path: str | Path, num_heads: int = DEFAULT_HEADS) -> AUCodebook:
+    """Build the stage-1 codebook from an official `model.pth.tar` (147 keys), strictly, on CPU."""
+    path = Path(path)
+    state = read_state_dict(path, "AU codebook (stage 1)")
+    config = codebook_config(state, num_heads)
+    # Key names depend only on the layer count: check them on a minimal model before building the real one.
+    names = AUCodebook(replace(config, vertex_dim=1, hidden=1, num_heads=1, intermediate=1, code_dim=1, num_codes=1)).state_dict()
+    hint = ("this looks like a stage-2 file: pass it as --aublendnet" if "feat_map.weight" in state
+            else "pass the stage-1 VQ-VAE model.pth.tar as --codebook")
+    _check_keys(path, "AU codebook (stage 1)", set(state), set(names), hint)
+    model = AUCodebook(config)
+    _load_into(model, state, path, "AU codebook")
+    return model
+
+
+def load_predictor(path: str | Path, codebook: AUCodebook | str | Path, num_heads: int = DEFAULT_HEADS) -> StyleBlendNet:
+    """Build the stage-2 predictor from an official `model.pth.tar` (234 keys) plus its stage-1 codebook."""
+    path = Path(path)
+    if not isinstance(codebook, AUCodebook):
+        codebook = load_codebook(codebook, num_heads)
+    state = read_state_dict(path, "AUBlendNet (stage 2)")
+    state = {k: v for k, v in state.items() if not k.startswith(UNUSED_PREDICTOR_PREFIXES)}
+    hint = ("this looks like a stage-1 file: pass it as --codebook" if "quantize.embedding.weight" in state
+            else "pass the stage-2 AUBlendNet model.pth.tar as --aublendnet")
+    if "feature_map.weight" not in state or "feat_map.weight" not in state:
+        _check_keys(path, "AUBlendNet (stage 2)", set(state), {"feature_map.weight", "feat_map.weight"}, hint)
+    config = predictor_config(state, num_heads)
+    cb = codebook.config
+    if (config.vertex_dim, config.code_width) != (cb.vertex_dim, cb.hidden):
+        raise TalkingFacesError(
+            f"{path} (vertices {config.vertex_dim // 3}, code width {config.code_width}) was not trained with this codebook "
+            f"(vertices {cb.vertex_dim // 3}, hidden {cb.hidden}); pass the matching --codebook."
+        )
+    model = StyleBlendNet(config, codebook)
+    expected = {k for k in model.state_dict() if not k.startswith("autoencoder.")}
+    _check_keys(path, "AUBlendNet (stage 2)", set(state), expected, hint)
+    state.update({f"autoencoder.{k}": v for k, v in codebook.state_dict().items()})
+    _load_into(model, state, path, "AUBlendNet")
+    return model
+
+
+def codebook_state_dict(model: AUCodebook) -> dict[str, torch.Tensor]:
+    """The 147 official stage-1 keys, in upstream order, on CPU."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def predictor_state_dict(model: StyleBlendNet) -> dict[str, torch.Tensor]:
+    """The official stage-2 keys that the model uses: no `autoencoder.*` (as upstream) and no leftovers.
+
+    Upstream loads stage 2 with `strict=False`, so a file without the never-called `vertice_map`,
+    `PPE` and `transformer_decoder` (116 M random parameters) loads there unchanged.
+    """
+    return {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith("autoencoder.")}
+
+
+def atomic_torch_save(obj: object, path: str | Path) -> None:
+    """torch.save through a temporary file in the same folder and a rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(state: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Write an official-format file `{'state_dict': state}`, atomically."""
+    atomic_torch_save({STATE_KEY: state}, path)

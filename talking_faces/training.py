@@ -1,0 +1,111 @@
+"""Plumbing shared by the training loops: torchrun/DDP context, sharding, atomic checkpoint files, resume state."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from .devices import resolve_device
+from .errors import TalkingFacesError
+
+T = TypeVar("T")
+RESUME_STATE = "train_state.pt"
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process sits in a (possibly single-process) training run."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process writes files."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device: str | torch.device = "auto") -> DistributedContext:
+    """Join the process group when launched by torchrun (RANK / WORLD_SIZE set); else a single process.
+
+    Under torchrun each rank uses `cuda:LOCAL_RANK` when CUDA is available (NCCL), else the CPU (gloo).
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistributedContext(0, 1, resolve_device(device))
+    import torch.distributed as dist
+
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and str(device) != "cpu"
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return DistributedContext(rank, world_size, torch.device(f"cuda:{local_rank}" if use_cuda else "cpu"))
+
+
+def teardown_distributed(ctx: DistributedContext) -> None:
+    """Leave the process group (no-op for a single process)."""
+    if ctx.distributed:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def shard(items: Sequence[T], ctx: DistributedContext) -> list[T]:
+    """This rank's items (every world_size-th), padded by wrapping so all ranks take the same number of steps."""
+    if not ctx.distributed:
+        return list(items)
+    per_rank = -(-len(items) // ctx.world_size)
+    padded = [items[i % len(items)] for i in range(per_rank * ctx.world_size)]
+    return padded[ctx.rank :: ctx.world_size]
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename over `path`."""
+    _atomic_write(Path(path), lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_write_json(data: Any, path: str | Path) -> None:
+    """Write JSON atomically (same-folder temporary file, then rename)."""
+    _atomic_write(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=2)))
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TalkingFacesError(f"Cannot write {path}: {exc.strerror}; choose a writable --out folder with free space.") from None
+
+
+def save_resume_state(out: str | Path, epoch: int, optimizer: torch.optim.Optimizer, checkpoint: str | Path, **extra: Any) -> None:
+    """Record in `out/train_state.pt` the last finished epoch, optimizer state and checkpoint file name."""
+    state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "checkpoint": Path(checkpoint).name, **extra}
+    atomic_torch_save(state, Path(out) / RESUME_STATE)
+
+
+def load_resume_state(out: str | Path) -> dict[str, Any] | None:
+    """The resume state in `out`, or None when the folder holds no run to continue."""
+    path = Path(out) / RESUME_STATE
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated files
+        raise TalkingFacesError(f"Cannot read {path} ({exc.__class__.__name__}); delete it to start over.") from None

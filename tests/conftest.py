@@ -1,0 +1,70 @@
+"""Shared test helpers: generated speech-like audio and the shared-fixture lookup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+
+
+def write_speech_like(path: Path, seconds: float = 1.5, rate: int = 22_050, seed: int = 0) -> Path:
+    """Write a voiced, syllable-modulated signal (a 120 Hz buzz through two moving formants) as a WAV."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = 120 * (1 + 0.05 * np.sin(2 * np.pi * 0.7 * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    formants = (700 + 300 * np.sin(2 * np.pi * 2.5 * t), 1200 + 500 * np.sin(2 * np.pi * 1.7 * t))
+    harmonics = np.arange(1, 30)[:, None]
+    gains = sum(np.exp(-(((harmonics * pitch) - f) / 150.0) ** 2) for f in formants)
+    voice = (gains * np.sin(harmonics * phase)).sum(axis=0)
+    syllables = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 0.5  # ~4 syllables a second, pauses between
+    signal = voice * syllables + 0.003 * rng.standard_normal(t.shape)
+    soundfile.write(str(path), (0.3 * signal / np.abs(signal).max()).astype(np.float32), rate)
+    return path
+
+
+@pytest.fixture
+def speech_wav(tmp_path: Path) -> Path:
+    """A 1.5 s speech-like 22.05 kHz mono WAV in the test's temporary folder."""
+    return write_speech_like(tmp_path / "speech.wav")
+
+
+@pytest.fixture
+def shared_fixture():
+    """`shared_fixture(name)`: the path of a file in the shared fixtures, skipping the test if absent."""
+
+    def find(name: str) -> Path:
+        path = SHARED_FIXTURES / name
+        if not path.is_file():
+            pytest.skip(f"shared fixture {name} is not available")
+        return path
+
+    return find
+
+
+@pytest.fixture
+def mp4_info():
+    """`mp4_info(path)`: codec facts of a video, read with ffmpeg alone (users may lack ffprobe).
+
+    Returns a dict: `header` (ffmpeg's stream listing), `frames` and `video_seconds` (decoded),
+    `audio_seconds` (decoded samples / rate).
+    """
+    import subprocess
+
+    import imageio_ffmpeg
+
+    def info(path: Path) -> dict:
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+        header = subprocess.run([exe, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+        frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
+        pcm = subprocess.run(
+            [exe, "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "f32le", "-ac", "1", "-ar", "16000", "pipe:"],
+            capture_output=True,
+        ).stdout
+        return {"header": header, "frames": frames, "video_seconds": seconds, "audio_seconds": len(pcm) / 4 / 16000}
+
+    return info

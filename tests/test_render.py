@@ -1,0 +1,144 @@
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+from talking_faces import gl
+from talking_faces.errors import TalkingFacesError
+from talking_faces.render import (
+    BACKGROUND,
+    FIELD_OF_VIEW,
+    FaceRenderer,
+    camera_pose,
+    facing_camera,
+    light_pose,
+    smooth_normals,
+    vertex_normals_operator,
+)
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def sphere():
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.1)
+    return np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int64)
+
+
+@pytest.fixture(scope="module")
+def sphere_renderer(sphere):
+    with FaceRenderer(*sphere, size=SIZE) as renderer:
+        yield renderer
+
+
+def foreground(image: np.ndarray) -> np.ndarray:
+    background = np.round(np.array(BACKGROUND) * 255)
+    return (np.abs(image.astype(float) - background) > 3).any(axis=2)
+
+
+def focal_pixels() -> float:
+    return SIZE / 2 / math.tan(FIELD_OF_VIEW / 2)
+
+
+def test_smooth_normals_of_a_sphere_point_outwards(sphere):
+    vertices, faces = sphere
+    normals = smooth_normals(vertices, faces, vertex_normals_operator(faces, len(vertices)))
+    radial = vertices / np.linalg.norm(vertices, axis=1, keepdims=True)
+    assert normals.shape == vertices.shape and normals.dtype == np.float32
+    assert np.allclose(np.linalg.norm(normals, axis=1), 1, atol=1e-5)
+    assert (normals * radial).sum(axis=1).min() > 0.999
+
+
+def test_camera_frames_the_bounds_with_margin(shared_fixture):
+    flame = trimesh.load(shared_fixture("flame_sample.ply"), process=False)
+    for vertices in (np.asarray(flame.vertices), np.random.default_rng(0).uniform(-0.1, 0.1, (500, 3))):
+        pose, distance = camera_pose(vertices)
+        assert np.allclose(pose[:3, :3], np.eye(3))  # looks down -z, y up
+        relative = vertices - pose[:3, 3]
+        depth = -relative[:, 2]
+        assert depth.min() > 0
+        pixels = relative[:, :2] / depth[:, None] * focal_pixels()  # offsets from the image centre
+        assert 0.3 * SIZE < np.abs(pixels).max() < 0.5 * SIZE
+
+
+def test_light_pose_shines_from_the_given_side():
+    pose = light_pose((-1.0, 1.0, 1.0))
+    rotation = pose[:3, :3]
+    assert np.allclose(rotation.T @ rotation, np.eye(3), atol=1e-12) and np.linalg.det(rotation) == pytest.approx(1)
+    assert np.allclose(-rotation[:, 2], -np.array([-1, 1, 1]) / math.sqrt(3))  # pyrender shines along -z
+
+
+def test_inverted_winding_is_flipped(sphere):
+    vertices, faces = sphere
+    assert facing_camera(vertices, faces) is faces
+    assert np.array_equal(facing_camera(vertices, faces[:, ::-1]), faces)
+
+
+def test_sphere_silhouette_matches_the_camera_model(sphere, sphere_renderer):
+    vertices, _ = sphere
+    image = sphere_renderer.render(vertices)
+    assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
+    mask = foreground(image)
+    _, distance = camera_pose(vertices)
+    radius_pixels = math.tan(math.asin(0.1 / distance)) * focal_pixels()
+    assert mask.sum() == pytest.approx(math.pi * radius_pixels**2, rel=0.04)
+    rows, cols = np.nonzero(mask)
+    assert rows.mean() == pytest.approx(SIZE / 2 - 0.5, abs=0.5) and cols.mean() == pytest.approx(SIZE / 2 - 0.5, abs=0.5)
+    lit = image.astype(float).sum(axis=2)
+    left, right = lit[:, : SIZE // 2][mask[:, : SIZE // 2]], lit[:, SIZE // 2 :][mask[:, SIZE // 2 :]]
+    assert left.mean() > right.mean() + 20  # the key light comes from the viewer's left
+    centre = image[SIZE // 2, SIZE // 2].astype(int)
+    assert centre[0] > centre[1] > centre[2]  # skin tone: red > green > blue
+
+
+def test_frames_follow_the_vertices(sphere, sphere_renderer):
+    vertices, _ = sphere
+    _, distance = camera_pose(vertices)
+    step = 0.02
+    expected = step / distance * focal_pixels()
+    base = np.argwhere(foreground(sphere_renderer.render(vertices))).mean(axis=0)
+    moved = np.argwhere(foreground(sphere_renderer.render(vertices + [step, step, 0]))).mean(axis=0)
+    assert moved[1] - base[1] == pytest.approx(expected, abs=1.0)  # +x is to the right
+    assert base[0] - moved[0] == pytest.approx(expected, abs=1.0)  # +y is up
+    again = np.argwhere(foreground(sphere_renderer.render(vertices))).mean(axis=0)
+    assert np.allclose(again, base)
+
+
+def _rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
+
+
+def test_shader_cache_hits_and_memory_stays_flat(sphere, sphere_renderer):
+    vertices, _ = sphere
+    sphere_renderer.render(vertices)
+    cache = sphere_renderer._renderer._renderer._program_cache._program_cache
+    programs = len(cache)
+    start = _rss_mb() if Path("/proc/self/statm").exists() else None
+    for i in range(60):
+        sphere_renderer.render(vertices * (1 + 0.01 * math.sin(i)))
+    assert len(cache) == programs <= 2  # without the OSMesa fix: one more program per frame
+    if start is not None:
+        assert _rss_mb() - start < 30  # without the fix: about 3 MB per frame, 180 MB here
+
+
+def test_backend_is_chosen_once_per_process():
+    chosen = gl.use_backend("auto")
+    assert gl.use_backend(chosen) == chosen == gl.use_backend("AUTO")
+    other = "egl" if chosen == "osmesa" else "osmesa"
+    with pytest.raises(TalkingFacesError, match=f"already in use.*cannot switch to {other}"):
+        gl.use_backend(other)
+    with pytest.raises(TalkingFacesError, match="use auto, osmesa or egl"):
+        gl.use_backend("vulkan")
+
+
+def test_missing_gl_libraries_name_the_packages(monkeypatch):
+    monkeypatch.setattr(gl, "_library_available", lambda name: False)
+    with pytest.raises(TalkingFacesError, match="apt-get install libosmesa6.*libegl1 libgl1-mesa-dri"):
+        gl._auto_backend()
+
+
+def test_mesh_without_faces_is_a_clear_error(sphere):
+    with pytest.raises(TalkingFacesError, match="no faces"):
+        FaceRenderer(sphere[0], None, size=SIZE)

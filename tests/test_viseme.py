@@ -1,0 +1,229 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from talking_faces.adapters import adapter_class
+from talking_faces.adapters.phonemes import ARPABET, SILENCE
+from talking_faces.adapters.viseme import (
+    DOMINANCE,
+    PHONE_VISEMES,
+    RELEASE_S,
+    VISEME_AUS,
+    VisemeAdapter,
+    loudness,
+    speech_weights,
+)
+from talking_faces.audio import SAMPLE_RATE, load_audio
+from talking_faces.aus import AU_INDEX, AU_NAMES
+from talking_faces.basis import AUBasis
+from talking_faces.errors import TalkingFacesError
+from talking_faces.identity import Identity
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+FPS = VisemeAdapter.fps
+LIP_AUS = {"AU10", "AU16", "AU17", "AU18", "AU20", "AU22", "AU23", "AU24", "AU25", "AU26", "AU27", "AU28"}
+OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "EY"}
+UPPER, LOWER, LEFT, RIGHT, BROW = range(5)
+
+
+def _opening(weights: np.ndarray) -> np.ndarray:
+    return weights[:, AU_INDEX["AU25"]] + weights[:, AU_INDEX["AU26"]]
+
+
+@pytest.fixture(scope="module")
+def face() -> tuple[Identity, AUBasis]:
+    """Five vertices: upper and lower lip centres, mouth corners, a brow. Offsets in metres."""
+    vertices = np.array([[0, 0, 0], [0, -0.001, 0], [-0.025, -0.0005, 0], [0.025, -0.0005, 0], [0, 0.06, 0]], np.float32)
+    offsets = np.zeros((32, 5, 3), np.float32)
+    offsets[AU_INDEX["AU26"], LOWER, 1] = -0.012  # jaw drop
+    offsets[AU_INDEX["AU25"], [UPPER, LOWER], 1] = [0.002, -0.003]  # lips part
+    offsets[AU_INDEX["AU16"], LOWER, 1] = -0.002
+    offsets[AU_INDEX["AU24"], [UPPER, LOWER], 1] = [-0.0005, 0.0005]  # pressed together
+    offsets[AU_INDEX["AU18"], [LEFT, RIGHT], 0] = [0.006, -0.006]  # pucker pulls the corners in
+    offsets[AU_INDEX["AU20"], [LEFT, RIGHT], 0] = [-0.005, 0.005]
+    for name in set(AU_NAMES) - LIP_AUS:
+        offsets[AU_INDEX[name], BROW, 1] = 0.004  # every non-lip AU moves the brow
+    return Identity(vertices, None, "lips"), AUBasis(offsets, vertices, "test")
+
+
+@pytest.fixture(scope="module")
+def adapter() -> VisemeAdapter:
+    return VisemeAdapter.from_checkpoint(None, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return load_audio(ASSETS / "sample_speech.wav")
+
+
+@pytest.fixture(scope="module")
+def transcript() -> str:
+    return (ASSETS / "sample_speech.txt").read_text()
+
+
+@pytest.fixture(scope="module")
+def phones(adapter, speech, transcript):
+    return adapter.recognizer.align(speech, transcript)
+
+
+@pytest.fixture(scope="module")
+def offsets(adapter, speech, transcript, face) -> torch.Tensor:
+    identity, basis = face
+    return adapter.animate(speech, identity, basis=basis, text=transcript, style="ignored")
+
+
+@pytest.fixture(scope="module")
+def weights(phones, speech) -> np.ndarray:
+    return speech_weights(phones, speech, FPS)
+
+
+def _frame(t: float) -> int:
+    return int(round(t * FPS))
+
+
+def _frame_rms(audio: np.ndarray, num_frames: int) -> np.ndarray:
+    half = int(0.03 * SAMPLE_RATE)
+    centres = (np.arange(num_frames) / FPS * SAMPLE_RATE).astype(int)
+    return np.array([np.sqrt(np.mean(audio[max(c - half, 0) : c + half] ** 2)) for c in centres])
+
+
+def test_tables_cover_arpabet_and_use_only_lip_aus():
+    assert set(PHONE_VISEMES) == set(ARPABET) | {SILENCE}
+    assert len(ARPABET) == 39 and len(VISEME_AUS) == 15
+    assert {v for vs in PHONE_VISEMES.values() for v in vs} == set(VISEME_AUS) == set(DOMINANCE)
+    for aus in VISEME_AUS.values():
+        assert set(aus) <= LIP_AUS
+        assert all(0.0 < w <= 1.0 for w in aus.values())
+    assert VISEME_AUS["sil"] == {}
+
+
+def test_output_shape_dtype_and_device(offsets, speech, face):
+    identity, _ = face
+    frames = round(speech.shape[0] / SAMPLE_RATE * FPS)
+    assert frames == 280
+    assert offsets.shape == (frames, identity.num_vertices, 3)
+    assert offsets.dtype == torch.float32 and offsets.device.type == "cpu"
+    assert float(offsets.abs().max()) > 0.005  # the jaw moves by millimetres
+
+
+def test_registered_as_default_viseme_model():
+    assert adapter_class("viseme") is VisemeAdapter
+    assert VisemeAdapter.needs_basis and VisemeAdapter.topology is None
+
+
+def test_leading_and_trailing_silence_are_exactly_still(offsets, phones):
+    first = next(p for p in phones if p[0] != SILENCE)
+    last = [p for p in phones if p[0] != SILENCE][-1]
+    leading = [k for k in range(offsets.shape[0]) if k / FPS <= first[1]]
+    trailing = [k for k in range(offsets.shape[0]) if k / FPS >= last[2] + RELEASE_S]
+    assert len(leading) == 16 and len(trailing) >= 10
+    assert torch.count_nonzero(offsets[leading]) == 0
+    assert torch.count_nonzero(offsets[trailing]) == 0
+    assert torch.count_nonzero(offsets[leading[-1] + 2]) > 0  # and it starts moving right after
+
+
+def test_bilabials_close_and_press_the_lips(offsets, weights, phones):
+    bilabials = [p for p in phones if p[0] in {"P", "B", "M"}]
+    assert len(bilabials) == 10
+    for _, start, end in bilabials:
+        k = _frame((start + end) / 2)
+        for au in ("AU16", "AU25", "AU26"):
+            assert weights[k, AU_INDEX[au]] == 0.0
+        assert weights[k, AU_INDEX["AU24"]] >= 0.55
+        gap = float(offsets[k, UPPER, 1] - offsets[k, LOWER, 1])
+        assert gap == pytest.approx(-0.001 * weights[k, AU_INDEX["AU24"]], abs=1e-7)  # pressed, not parted
+
+
+def test_vowels_open_the_mouth(offsets, weights, phones):
+    vowels = [p for p in phones if p[0] in OPEN_VOWELS and p[2] - p[1] >= 0.08]
+    assert len(vowels) >= 12
+    openings = np.array([_opening(weights)[_frame((s + e) / 2)] for _, s, e in vowels])
+    gaps = np.array([float(offsets[_frame((s + e) / 2), UPPER, 1] - offsets[_frame((s + e) / 2), LOWER, 1]) for _, s, e in vowels])
+    assert openings.min() > 0.3 and openings.mean() > 0.7
+    assert gaps.min() > 0.002 and gaps.mean() > 0.005  # millimetres of jaw and lip opening
+
+
+def test_speech_moves_only_the_lips(offsets):
+    assert torch.count_nonzero(offsets[:, BROW]) == 0
+
+
+def test_opening_follows_loudness(adapter, weights, speech):
+    rms = _frame_rms(speech, weights.shape[0])
+    assert np.corrcoef(_opening(weights), rms)[0, 1] > 0.7  # measured 0.82 with the transcript
+    recognised = adapter.weights(speech)
+    assert np.corrcoef(_opening(recognised), rms)[0, 1] > 0.6  # and without one
+
+
+def test_quiet_half_opens_less(phones, speech, weights):
+    middle = speech.shape[0] // 2
+    quiet = speech.copy()
+    quiet[middle:] *= 0.2  # -14 dB
+    quieter = speech_weights(phones, quiet, FPS)
+    k = _frame(middle / SAMPLE_RATE)
+    loud_open, quiet_open = _opening(weights), _opening(quieter)
+    assert quiet_open[k:].sum() < 0.7 * loud_open[k:].sum()
+    assert quiet_open[:k].sum() == pytest.approx(loud_open[:k].sum(), rel=0.1)
+
+
+def test_loudness_is_gated_and_normalised_per_clip():
+    t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE
+    tone = np.sin(2 * np.pi * 220 * t).astype(np.float32)
+    tone[SAMPLE_RATE:] *= 0.1  # second second 20 dB quieter
+    clip = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), tone])
+    level = loudness(clip)
+    assert level.shape == (clip.shape[0] // 160 + 1,)
+    assert np.count_nonzero(level[:97]) == 0  # exactly 0 in silence, up to the window's reach
+    assert level[110:190] == pytest.approx(1.0, abs=0.01)
+    assert level[210:290] == pytest.approx(1.0 - 20.0 / 30.0, abs=0.01)
+    assert np.count_nonzero(loudness(0.1 * clip)) == np.count_nonzero(level)  # per-clip level
+    noise = 1e-4 * np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32)
+    assert np.count_nonzero(loudness(noise)) == 0  # under -60 dBFS: the noise gate
+
+
+@pytest.mark.parametrize("num_samples, frames", [(2 * SAMPLE_RATE, 60), (16_160, 30), (10, 1)])
+def test_silent_clip_gives_a_still_face(adapter, face, num_samples, frames):
+    identity, basis = face
+    for audio in (np.zeros(num_samples, np.float32), 3e-4 * np.random.default_rng(1).standard_normal(num_samples).astype(np.float32)):
+        out = adapter.animate(audio, identity, basis=basis, text="hello there")
+        assert out.shape == (frames, 5, 3)
+        assert torch.count_nonzero(out) == 0
+
+
+def test_coarticulation_on_hand_made_phones():
+    phones = [("SIL", 0.0, 0.3), ("AA", 0.3, 0.5), ("M", 0.5, 0.56), ("AA", 0.56, 0.7), ("T", 0.7, 0.76),
+              ("UW", 0.76, 1.0), ("SIL", 1.0, 1.5)]
+    t = np.arange(int(1.5 * SAMPLE_RATE)) / SAMPLE_RATE
+    audio = (0.3 * np.sin(2 * np.pi * 150 * t) * ((t >= 0.3) & (t < 1.0))).astype(np.float32)
+    w = speech_weights(phones, audio, 100.0)  # 100 fps: read values at 10 ms
+    pucker, press = w[:, AU_INDEX["AU18"]], w[:, AU_INDEX["AU24"]]
+    assert np.count_nonzero(w[:31]) == 0  # leading silence
+    assert _opening(w)[40] > 1.2 and _opening(w)[53] == 0.0 and press[53] >= 0.55
+    assert pucker[73] > 0.25  # rounding of UW already shows on the T before it (anticipation)
+    assert pucker[65] < pucker[73] < pucker[88]
+    assert np.count_nonzero(w[int(100 * (1.0 + RELEASE_S)) + 2 :]) == 0  # still after the release
+
+
+def test_errors_name_the_fix(adapter, face, speech):
+    identity, basis = face
+    with pytest.raises(TalkingFacesError, match="needs no checkpoint"):
+        VisemeAdapter.from_checkpoint("model.pt")
+    with pytest.raises(TalkingFacesError, match="takes no options"):
+        VisemeAdapter.from_checkpoint(None, temperature=0.5)
+    with pytest.raises(TalkingFacesError, match="AU basis"):
+        adapter.animate(speech, identity)
+    other = AUBasis(np.zeros((32, 7, 3), np.float32), None, "other")
+    with pytest.raises(TalkingFacesError, match="7 vertices"):
+        adapter.animate(speech, identity, basis=other)
+
+
+def test_default_character_opens_and_closes(adapter, speech, transcript, phones):
+    character = pytest.importorskip("talking_faces.character")
+    rig = pytest.importorskip("talking_faces.rig")
+    identity = character.load_default_character()
+    out = adapter.animate(speech, identity, basis=rig.build_rig_basis(identity), text=transcript).numpy()
+    motion = np.linalg.norm(out, axis=2).max(axis=1)  # (T,) largest vertex displacement per frame
+    vowel = max((p for p in phones if p[0] in OPEN_VOWELS), key=lambda p: p[2] - p[1])
+    assert motion[_frame((vowel[1] + vowel[2]) / 2)] > 0.003
+    assert motion[: _frame(0.5)].max() == 0.0
