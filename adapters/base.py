@@ -25,6 +25,8 @@ class SpeechAdapter(ABC):
     topology: int | None = None
     # True when animate() needs the identity's AU basis (passed as conditioning `basis`).
     needs_basis: ClassVar[bool] = False
+    # True when from_checkpoint accepts `fps=` and animates at any frame rate.
+    any_fps: ClassVar[bool] = False
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)

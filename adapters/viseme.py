@@ -24,6 +24,7 @@ from talking_faces.aus import AU_INDEX, AU_NAMES, NUM_AUS
 from talking_faces.basis import AUBasis, blend
 from talking_faces.errors import TalkingFacesError
 from talking_faces.identity import Identity
+from talking_faces.audio import num_output_frames
 
 from .base import SpeechAdapter
 from .phonemes import SILENCE, Phone, PhonemeRecognizer
@@ -31,7 +32,7 @@ from .phonemes import SILENCE, Phone, PhonemeRecognizer
 # The 15 visemes of the MPEG-4 / Oculus set, as lip AU weights in [0, 1].
 VISEME_AUS: dict[str, dict[str, float]] = {
     "sil": {},
-    "PP": {"AU24": 0.6, "AU17": 0.2},  # lips pressed shut
+    "PP": {"AU24": 0.3, "AU17": 0.2},  # lips pressed shut; 0.3 closes the default rig's 1.8 mm lip gap
     "FF": {"AU28": 0.35, "AU10": 0.25, "AU25": 0.2, "AU26": 0.05},  # lower lip under the upper teeth
     "TH": {"AU25": 0.4, "AU26": 0.15},
     "DD": {"AU25": 0.35, "AU26": 0.2},
@@ -104,7 +105,7 @@ _PRESSOR = AU_INDEX["AU24"]
 
 def frame_times(num_samples: int, fps: float) -> np.ndarray:
     """`(T,)` times k / fps of the frames that cover `num_samples` at 16 kHz: T = round(duration * fps), >= 1."""
-    return np.arange(max(1, int(round(num_samples / SAMPLE_RATE * fps)))) / fps
+    return np.arange(num_output_frames(num_samples, fps)) / fps
 
 
 def loudness(audio: np.ndarray) -> np.ndarray:
@@ -118,8 +119,9 @@ def loudness(audio: np.ndarray) -> np.ndarray:
     Returns:
         `(J,)` float64, J = floor(N / 160) + 1.
     """
-    power = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])
-    centres = np.arange(audio.shape[0] // int(SAMPLE_RATE * LOUDNESS_STEP_S) + 1) * int(SAMPLE_RATE * LOUDNESS_STEP_S)
+    power = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])  # windowed sums in O(1)
+    hop = int(SAMPLE_RATE * LOUDNESS_STEP_S)
+    centres = np.arange(audio.shape[0] // hop + 1) * hop
     half = int(SAMPLE_RATE * LOUDNESS_WINDOW_S / 2)
     lo, hi = np.clip(centres - half, 0, audio.shape[0]), np.clip(centres + half, 0, audio.shape[0])
     rms = np.sqrt(np.maximum(power[hi] - power[lo], 0.0) / np.maximum(hi - lo, 1))
@@ -132,7 +134,7 @@ def loudness(audio: np.ndarray) -> np.ndarray:
     return np.where(audible, gain, 0.0)
 
 
-def silence_unvoiced(phones: list[Phone], level: np.ndarray) -> list[Phone]:
+def silence_inaudible(phones: list[Phone], level: np.ndarray) -> list[Phone]:
     """Relabel as SIL every phone with no step above the noise gate: recognisers hear phones in noise."""
     steps = level.shape[0]
     out = []
@@ -181,7 +183,7 @@ def bilabial_closure(segments: list[tuple[str, float, float]], times: np.ndarray
     for viseme, start, end in segments:
         if viseme != "PP":
             continue
-        centre, half = (start + end) / 2, max((end - start) / 2, 0.5 / fps)  # never falls between frames
+        centre, half = (start + end) / 2, max((end - start) / 2, 0.5 / fps)  # >= 1 frame period: a frame always lands in it
         ramp = np.clip((np.abs(times - centre) - half) / CLOSURE_RAMP_S, 0.0, 1.0)
         closure = np.maximum(closure, 0.5 * (1.0 + np.cos(np.pi * ramp)))
     return closure
@@ -209,7 +211,7 @@ def speech_weights(phones: list[Phone], audio: np.ndarray, fps: float) -> np.nda
     """
     times = frame_times(audio.shape[0], fps)
     level = loudness(audio)
-    phones = silence_unvoiced(phones, level)
+    phones = silence_inaudible(phones, level)
     segments = viseme_segments(phones)
     closure = bilabial_closure(segments, times, fps)
     weights = coarticulate(segments, times)
@@ -226,23 +228,29 @@ class VisemeAdapter(SpeechAdapter):
     fps = 30.0
     topology = None
     needs_basis = True
+    any_fps = True
 
-    def __init__(self, device: torch.device | str = "cpu") -> None:
+    def __init__(self, device: torch.device | str = "cpu", fps: float = 30.0) -> None:
         super().__init__(device)
+        self.fps = float(fps)  # any rate: rendering at the output rate keeps every bilabial closure on a frame
         self.recognizer = PhonemeRecognizer()
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None, device: torch.device | str = "cpu", **options: Any) -> "VisemeAdapter":
+    def from_checkpoint(
+        cls, path: str | Path | None, device: torch.device | str = "cpu", fps: float = 30.0, **options: Any
+    ) -> "VisemeAdapter":
         if path is not None:
             raise TalkingFacesError(f"The viseme model needs no checkpoint, but got {path}; drop --checkpoint or pick a learned --model.")
         if options:
-            raise TalkingFacesError(f"The viseme model takes no options, but got {', '.join(sorted(options))}; remove them.")
-        return cls(device)
+            raise TalkingFacesError(f"The viseme model takes only the option fps, but got {', '.join(sorted(options))}; remove them.")
+        if not fps > 0:
+            raise TalkingFacesError(f"The viseme model needs a positive frame rate, got fps={fps}; pass e.g. fps=30.")
+        return cls(device, fps)
 
     def weights(self, audio: np.ndarray, text: str | None = None) -> np.ndarray:
         """`(T, 32)` lip AU weights w_speech at `self.fps` for `(N,)` 16 kHz audio and an optional transcript."""
         if not loudness(audio).any():  # nothing above the noise gate: a still face, no decoding
-            return np.zeros((frame_times(audio.shape[0], self.fps).shape[0], NUM_AUS), dtype=np.float32)
+            return np.zeros((num_output_frames(audio.shape[0], self.fps), NUM_AUS), dtype=np.float32)
         return speech_weights(self.recognizer.phonemes(audio, text), audio, self.fps)
 
     def animate(

@@ -64,12 +64,12 @@ def main() -> None:
         reference, t_ref = timed(lambda: model.decode_reference(memory, style, frames), device)
     diff = (ours - reference).abs().max().item()
     print(f"{args.seconds:g} s of audio -> {frames} frames on {device}")
-    print(f"audio encoder (shared):          {t_audio:7.2f} s")
-    print(f"decoder, KV cache (ours):        {t_ours:7.2f} s")
-    print(f"decoder, full recompute (upstream): {t_ref:7.2f} s")
-    print(f"speed-up, decoder alone:         {t_ref / t_ours:7.1f}x")
-    print(f"speed-up, end to end:            {(t_audio + t_ref) / (t_audio + t_ours):7.1f}x")
-    print(f"max abs diff of displacements:   {diff:.2e}")
+    print(f"audio encoder (shared):            {t_audio:7.2f} s")
+    print(f"decoder, KV cache (ours):          {t_ours:7.2f} s")
+    print(f"decoder, full recompute (upstream):{t_ref:7.2f} s")
+    print(f"speed-up, decoder alone:           {t_ref / t_ours:7.1f}x")
+    print(f"speed-up, end to end:              {(t_audio + t_ref) / (t_audio + t_ours):7.1f}x")
+    print(f"max abs diff of displacements:     {diff:.2e}")
 
 
 if __name__ == "__main__":

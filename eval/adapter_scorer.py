@@ -24,7 +24,7 @@ from talking_faces.basis_sources import resolve_basis
 from talking_faces.compose import compose
 from talking_faces.devices import resolve_device
 from talking_faces.identity import Identity
-from talking_faces.pipeline import num_output_frames
+from talking_faces.audio import num_output_frames
 from talking_faces.retime import retime
 
 from .metrics import condition_diversity

@@ -55,6 +55,6 @@ def load_audio(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
-def duration_seconds(samples: np.ndarray) -> float:
-    """Duration of 16 kHz samples."""
-    return samples.shape[0] / SAMPLE_RATE
+def num_output_frames(num_samples: int, fps: float) -> int:
+    """Frames that cover `num_samples` of 16 kHz audio at `fps`: round(duration * fps), at least one."""
+    return max(1, int(round(num_samples / SAMPLE_RATE * fps)))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-from .landmarks import Landmarks
+from .landmarks import Landmarks, jaw_hinges
 
 N_COLS = 128  # even, so that both midlines are columns
 N_ROWS = 88
@@ -25,44 +25,44 @@ N_ROWS = 88
 # Loft profiles, one row per control point: t, front z, front y, side x, side y, side z, back z, back y.
 # t = 0 is the crown, t = 1 the bottom of the neck.
 PROFILES = np.array([
-    [0.00, -12, 131, 0, 131, -12, -12, 131],
-    [0.08, 28, 121, 47, 119, -13, -60, 118],
-    [0.17, 47, 95, 68, 95, -13, -92, 90],
-    [0.26, 56, 62, 75, 55, -11, -103, 50],
-    [0.32, 58, 40, 76, 35, -10, -105, 25],
-    [0.37, 54, 22, 76, 18, -10, -103, 5],
-    [0.43, 56, 0, 74, 0, -10, -99, -15],
-    [0.48, 58, -20, 71, -18, -8, -92, -35],
-    [0.52, 60, -33, 67, -32, -6, -85, -48],
-    [0.56, 59, -45, 63, -46, -5, -79, -60],
-    [0.60, 59, -55, 59, -58, -4, -74, -70],
-    [0.64, 55, -66, 55, -70, -4, -70, -80],
-    [0.68, 59, -80, 51, -84, -6, -67, -92],
-    [0.73, 47, -95, 48, -97, -12, -66, -104],
-    [0.79, 22, -104, 48, -108, -20, -65, -115],
-    [0.86, 10, -118, 50, -125, -25, -65, -130],
-    [1.00, 6, -180, 52, -180, -28, -66, -185],
+    [0.00, -12, 126, 0, 126, -12, -12, 126],
+    [0.08, 26, 118, 42, 117, -13, -55, 116],
+    [0.17, 46, 94, 68, 93, -13, -90, 90],
+    [0.26, 56, 62, 78, 58, -11, -103, 50],
+    [0.32, 58, 40, 79, 35, -10, -105, 25],
+    [0.37, 54, 22, 78, 18, -10, -103, 5],
+    [0.43, 56, 0, 75, 0, -10, -99, -15],
+    [0.48, 58, -20, 72, -18, -8, -92, -35],
+    [0.52, 60, -33, 68, -32, -6, -85, -48],
+    [0.56, 59, -45, 64, -46, -5, -79, -60],
+    [0.60, 59, -55, 60, -58, -4, -74, -70],
+    [0.64, 55, -66, 56, -70, -4, -68, -80],
+    [0.68, 59, -80, 51, -84, -6, -63, -92],
+    [0.73, 47, -95, 47, -97, -12, -60, -104],
+    [0.79, 22, -104, 45, -108, -20, -58, -115],
+    [0.86, 10, -118, 46, -125, -24, -58, -130],
+    [1.00, 8, -180, 50, -180, -26, -62, -185],
 ])
 
 # Facial relief bumps along +z: x, y, sigma x, sigma y, height (mm). Bumps with x != 0 are mirrored.
 BUMPS = np.array([
-    [28, 36, 16, 6, 3.5],     # brow ridge
+    [28, 37, 17, 6, 4.5],     # brow ridge
     [0, 31, 9, 7, 1.5],       # glabella
-    [31, 20, 15, 11, -6.0],   # eye socket
+    [31, 20, 14, 11, -9.0],   # eye socket
     [47, 2, 13, 10, 5.0],     # cheekbone
     [33, -22, 14, 13, 3.0],   # cheek
-    [0, -37, 15, 5, 3.2],     # upper lip
-    [0, -53, 13, 4.5, 3.5],   # lower lip
+    [0, -38.5, 14, 4.0, 5.5],   # upper lip
+    [0, -52.5, 12, 4.5, 6.0],   # lower lip
     [0, -64, 12, 4, -2.0],    # labiomental fold
     [0, -79, 13, 8, 4.0],     # chin
     [26, -45, 5, 6, -3.0],    # mouth-corner recess
-    [12, -14, 5, 4.5, 8.0],   # ala of the nose
+    [12, -14, 4.5, 4, 4.0],   # ala of the nose
     [62, 40, 10, 14, -2.5],   # temple
 ])
 # Nose ridge: height (mm) along the midline and its half-width, as functions of y.
 NOSE_Y = np.array([32, 18, 5, -4, -8, -13, -17, -22])
 NOSE_HEIGHT = np.array([0, 1.5, 8, 17, 20, 15, 5, 0])
-NOSE_WIDTH = np.array([6, 5, 5, 6.5, 7.5, 8, 8, 8])
+NOSE_WIDTH = np.array([5, 4.5, 4.5, 6, 7, 7, 6.5, 6])
 
 # Mouth: slit at y = -45 mm with corners at |x| = 25 mm, lips parted by 2 x 0.9 mm, inner rim
 # rolled 6 mm into the mouth.
@@ -70,9 +70,9 @@ MOUTH_Y, MOUTH_HALF_WIDTH, LIP_HALF_GAP, LIP_ROLL = -45.0, 25.0, 0.9, 6.0
 # Eyes: eyeball centre (left eye; the right one is mirrored), radius, corners, lid opening.
 EYE_CENTRE = np.array([31.0, 20.0, 25.0])
 EYE_RADIUS = 12.5
-EYE_INNER_X, EYE_OUTER_X = 18.0, 44.0
-UPPER_LID_RISE, LOWER_LID_DROP, LID_GAP = 5.5, 3.2, 0.8
-JAW_HINGE = np.array([58.0, -2.0, -12.0])
+EYE_INNER_X, EYE_OUTER_X = 20.5, 43.5
+UPPER_LID_ANGLE, LOWER_LID_ANGLE, LID_GAP = 0.42, 0.32, 0.8  # lid opening (rad) over the eyeball
+EAR_CENTRE, EAR_HEIGHT = np.array([2.0, -16.0]), 9.0  # ear: (y, z) of its centre, and how far it stands out
 
 
 def _inverse_cdf(density: np.ndarray, grid: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
@@ -101,7 +101,7 @@ def _row_params() -> np.ndarray:
 
 
 def _smooth_sign(c: np.ndarray) -> np.ndarray:
-    return np.tanh(c / 0.25)
+    return np.tanh(c / 0.5)
 
 
 def _base_surface(t: np.ndarray, phi: np.ndarray) -> np.ndarray:
@@ -135,6 +135,14 @@ def _relief(points: np.ndarray) -> np.ndarray:
     height += np.nan_to_num(ridge) * np.exp(-0.5 * (x / width) ** 2)
     front = np.clip((z - 5.0) / 25.0, 0.0, 1.0)  # the face only: nothing on the back of the head
     return height * front * front * (3 - 2 * front)
+
+
+def _ears(points: np.ndarray) -> np.ndarray:
+    """Outward (x) height `(...,)` mm of two stylised ears, a rim with a hollow, at base points `(..., 3)` mm."""
+    y, z = points[..., 1], points[..., 2]
+    rim = EAR_HEIGHT * np.exp(-0.5 * (((y - EAR_CENTRE[0]) / 15.0) ** 2 + ((z - EAR_CENTRE[1]) / 8.0) ** 2) ** 1.5)
+    hollow = 0.45 * EAR_HEIGHT * np.exp(-0.5 * (((y - EAR_CENTRE[0] + 2) / 7.0) ** 2 + ((z - EAR_CENTRE[1] - 1) / 4.0) ** 2))
+    return (rim - hollow) * _smoothstep(50.0, 65.0, np.abs(points[..., 0]))
 
 
 def _grid_faces(n_rows: int) -> np.ndarray:
@@ -215,34 +223,41 @@ def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
 def _open_mouth(points: np.ndarray, side: np.ndarray, slit_y: float, corner_x: float) -> np.ndarray:
     """Part the lips and roll their inner rims into the mouth; `points (V, 3)` mm, `side (V,)` +1 above."""
     x, dy = np.abs(points[:, 0]), points[:, 1] - slit_y
+    side = side * (points[:, 2] > 0)  # the face only, not the back of the head
     inside = np.clip(1 - (x / corner_x) ** 2, 0, 1)
     beyond = np.exp(-((np.clip(x - corner_x, 0, None) / 4.0) ** 2))
     out = points.copy()
     out[:, 1] += side * LIP_HALF_GAP * np.sqrt(inside) * np.exp(-((dy / 3.5) ** 2))
-    out[:, 2] -= LIP_ROLL * (0.4 + 0.6 * inside) * beyond * np.exp(-((dy / 2.4) ** 2))
+    out[:, 2] -= LIP_ROLL * (0.4 + 0.6 * inside) * beyond * np.exp(-((dy / 2.4) ** 2)) * (points[:, 2] > 0)
     return out
 
 
+def _rotate_about_x(points: np.ndarray, centre: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Rotate points `(V, 3)` about the x-parallel axis through `centre (V, 3)` by `angles (V,)`, + lifts the front."""
+    rel = points - centre
+    cos, sin = np.cos(angles), np.sin(angles)
+    return centre + np.stack([rel[:, 0], rel[:, 1] * cos + rel[:, 2] * sin, -rel[:, 1] * sin + rel[:, 2] * cos], -1)
+
+
 def _open_eyes(points: np.ndarray, side: np.ndarray, slit_y: float) -> np.ndarray:
-    """Open both eye slits (the lids) and wrap the lids onto the eyeballs; `points (V, 3)` mm."""
+    """Wrap the skin round the eyes onto the eyeballs, then open the slits by rotating the lids over them."""
     x, dy = np.abs(points[:, 0]), points[:, 1] - slit_y
-    u = np.clip((x - EYE_INNER_X) / (EYE_OUTER_X - EYE_INNER_X), 0, 1)
-    along = np.exp(-((np.clip(EYE_INNER_X - x, 0, None) / 3.0) ** 2) - ((np.clip(x - EYE_OUTER_X, 0, None) / 4.0) ** 2))
-    rise = UPPER_LID_RISE * np.sin(np.pi * u ** 0.85) * np.exp(-((dy / 8.0) ** 2))
-    drop = LOWER_LID_DROP * np.sin(np.pi * u ** 1.15) * np.exp(-((dy / 6.0) ** 2))
-    out = points.copy()
-    out[:, 1] += along * np.where(side > 0, rise, np.where(side < 0, -drop, 0.0))
-    # Wrap: pull the skin round the eye onto a shell just outside the eyeball.
-    centre = EYE_CENTRE * np.stack([np.sign(points[:, 0]), np.ones(len(x)), np.ones(len(x))], -1)
-    rel = out - centre
-    dist = np.linalg.norm(rel, axis=1)
+    centre = EYE_CENTRE * np.stack([np.where(points[:, 0] < 0, -1.0, 1.0), np.ones(len(x)), np.ones(len(x))], -1)
+    rel = points - centre
     e = np.sqrt(((x - EYE_CENTRE[0]) / 16.0) ** 2 + ((points[:, 1] - EYE_CENTRE[1]) / 11.0) ** 2)
-    weight = 1 - _smoothstep(0.75, 1.5, e)
-    shell = EYE_RADIUS + LID_GAP + 4.0 * _smoothstep(0.5, 1.5, e)
-    front = rel[:, 2] > 0
-    wrapped = centre + rel * (shell / np.maximum(dist, 1e-9))[:, None]
-    mix = (weight * front)[:, None]
-    return out * (1 - mix) + wrapped * mix
+    # Lids lie on a shell just outside the eyeball; round them the socket may not cut into it.
+    # Pushing along z only keeps the front view of the eye opening as wide as the slit.
+    on_ball = centre[:, 2] + np.sqrt(np.clip((EYE_RADIUS + LID_GAP) ** 2 - rel[:, 0] ** 2 - rel[:, 1] ** 2, 0, None))
+    front = (rel[:, 2] > 0) & (e < 2.0)
+    near = (1 - _smoothstep(0.5, 1.0, e)) * front
+    out = points.copy()
+    out[:, 2] = out[:, 2] * (1 - near) + on_ball * near
+    out[:, 2] = np.where(front, np.maximum(out[:, 2], on_ball), out[:, 2])
+    u = np.clip((x - EYE_INNER_X) / (EYE_OUTER_X - EYE_INNER_X), 0, 1)
+    along = (1 - _smoothstep(1.5, 2.5, e)) * (rel[:, 2] > 0) * np.exp(-((np.clip(EYE_INNER_X - x, 0, None) / 3.0) ** 2) - ((np.clip(x - EYE_OUTER_X, 0, None) / 4.0) ** 2))
+    rise = UPPER_LID_ANGLE * np.sin(np.pi * u ** 0.85) * np.exp(-((dy / 8.0) ** 2))
+    drop = LOWER_LID_ANGLE * np.sin(np.pi * u ** 1.15) * np.exp(-((dy / 6.0) ** 2))
+    return _rotate_about_x(out, centre, along * np.where(side > 0, rise, np.where(side < 0, -drop, 0.0)))
 
 
 def build_default_head() -> tuple[np.ndarray, np.ndarray, Landmarks]:
@@ -250,6 +265,7 @@ def build_default_head() -> tuple[np.ndarray, np.ndarray, Landmarks]:
     phi, t = _column_angles(), _row_params()
     base = _base_surface(t, phi)  # (R, C, 3)
     base[..., 2] += _relief(base)
+    base[..., 0] += np.sign(base[..., 0]) * _ears(base)
     mid = N_COLS // 2
     pole = np.array([[0.0, PROFILES[0, 2], PROFILES[0, 1]]])
     grid = base.reshape(-1, 3)
@@ -320,8 +336,8 @@ def _landmarks(vertices: np.ndarray, rims: dict, first_l: int, first_r: int, eye
         points[f"eye_inner_{s}"], points[f"eye_outer_{s}"] = vertices[inner], vertices[outer]
         for name, (x, y) in {"brow_inner": (15, 45), "brow_mid": (30, 49), "brow_outer": (45, 45), "ala": (13, -14)}.items():
             points[f"{name}_{s}"] = nearest(sign * x, y)
-        points[f"jaw_hinge_{s}"] = JAW_HINGE * (1.0 if s == "l" else mirror)
     midline = np.flatnonzero(face & (np.abs(skin[:, 0]) < 1e-6))
     points["nose_tip"] = skin[midline[np.argmax(skin[midline, 2])]]
     points["chin"] = nearest(0.0, -80.0)
+    points["jaw_hinge_l"], points["jaw_hinge_r"] = jaw_hinges(skin, points["eye_centre_l"], points["eye_centre_r"])
     return Landmarks(points, indices)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, load_audio
+from .audio import SAMPLE_RATE, load_audio, num_output_frames
 from .basis import AUBasis
 from .basis_sources import resolve_basis
 from .compose import compose
@@ -47,11 +47,6 @@ def load_identity_or_default(path: str | Path | None) -> Identity:
     return load_identity(path)
 
 
-def num_output_frames(num_samples: int, fps: float) -> int:
-    """Frames that cover the audio: round(duration * fps), at least one."""
-    return max(1, int(round(num_samples / SAMPLE_RATE * fps)))
-
-
 def animate(
     audio_path: str | Path,
     identity: Identity | str | Path | None = None,
@@ -83,7 +78,9 @@ def animate(
     if not isinstance(identity, Identity):
         identity = load_identity_or_default(identity)
     report("Loading speech model")
-    adapter = adapter_cls.from_checkpoint(checkpoint, device=dev)
+    # Adapters free of a training frame rate animate at the output rate, so no retiming blurs closures.
+    options = {"fps": fps} if adapter_cls.any_fps else {}
+    adapter = adapter_cls.from_checkpoint(checkpoint, device=dev, **options)
     adapter.check_identity(identity)
     report("Building AU basis")
     if basis is None:

@@ -1,11 +1,9 @@
-import csv
 import pickle
 
 import numpy as np
 import pytest
 import soundfile
-import torch
-from test_eval_synth import V, VOCA_TEST, VOCA_TRAIN, motion, template, write_vocaset, write_wav
+from test_eval_synth import V, VOCA_TEST, VOCA_TRAIN, motion, template, write_mead_emote, write_mead_lgldm, write_vocaset, write_wav
 from typer.testing import CliRunner
 
 from talking_faces.cli import app
@@ -52,8 +50,9 @@ def test_vocaset_malformed(tmp_path):
     (empty / "templates.pkl").write_bytes(pickle.dumps({"s": np.zeros((V, 3))}))
     with pytest.raises(TalkingFacesError, match="wav holds no .wav files"):
         read_dataset("vocaset", empty)
+    (empty / "vertices_npy").rmdir()
     with pytest.raises(TalkingFacesError, match="vertices_npy is missing"):
-        read_dataset("vocaset", tmp_path / "wav")
+        read_dataset("vocaset", empty)
     with pytest.raises(TalkingFacesError, match="Unknown split 'unseen'"):
         read_dataset("vocaset", tmp_path, "unseen")
 
@@ -82,7 +81,8 @@ def test_raw_vocaset_conversion_through_cli(tmp_path):
     out = tmp_path / "processed"
     result = CliRunner().invoke(app, ["data", "vocaset", "--raw", str(tmp_path / "raw"), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "wrote 3 sequences" in result.output and "skipped 1" in result.output
+    output = " ".join(result.output.split())
+    assert "wrote 3 sequences" in output and "(skipped 1 without audio or frames)" in output
     seqs = read_dataset("vocaset", out)
     assert [s.name for s in seqs] == [f"{VOCA_TEST[0]}_sentence21", f"{VOCA_TEST[0]}_sentence22"]
     np.testing.assert_array_equal(seqs[0].load_vertices(), rows[0][::2])
@@ -91,23 +91,9 @@ def test_raw_vocaset_conversion_through_cli(tmp_path):
     np.testing.assert_array_equal(samples, audio[VOCA_TEST[0]]["sentence22"]["audio"])
 
 
-def _write_emote(root, vertex_dir="vertex"):
-    """ProbTalk3D-style: root/vertex, root/wav, templates in the parent folder."""
-    names = ["M003_037_0_0", "M003_028_6_2", "M003_001_1_0", "M037_005_3_1"]
-    templates = {"M003": template(0), "M037": template(1)}
-    for k, name in enumerate(names):
-        gt = motion(10 + k, k, templates[name[:4]])
-        (root / vertex_dir).mkdir(parents=True, exist_ok=True)
-        np.save(root / vertex_dir / f"{name}.npy", gt.reshape(gt.shape[0], -1).astype(np.float32))
-        write_wav(root / "wav" / f"{name}.wav", gt.shape[0] / 25)
-    as_tensors = {k: torch.from_numpy(v) for k, v in templates.items()}  # ProbTalk3D pickles torch tensors
-    (root.parent / "templates_mead_vert.pkl").write_bytes(pickle.dumps(as_tensors))
-    return names
-
-
 def test_mead_emote_layout(tmp_path):
     root = tmp_path / "mead"
-    _write_emote(root)
+    write_mead_emote(root)
     seqs = read_dataset("mead", root)  # test split: neutral 37-40, emotional 28-30
     assert [(s.name, s.emotion, s.intensity) for s in seqs] == [("M003_028_6_2", "angry", 3), ("M003_037_0_0", "neutral", 1)]
     assert seqs[0].fps == 25.0 and seqs[0].load_vertices().shape == (11, V, 3)
@@ -118,7 +104,7 @@ def test_mead_emote_layout(tmp_path):
 
 def test_mead_emote_malformed(tmp_path):
     root = tmp_path / "mead"
-    _write_emote(root)
+    write_mead_emote(root)
     np.save(root / "vertex" / "M003_029_9_0.npy", np.zeros((3, V * 3)))
     write_wav(root / "wav" / "M003_029_9_0.wav", 0.1)
     with pytest.raises(TalkingFacesError, match="M003_029_9_0.npy: emotion index 9 is out of range"):
@@ -137,29 +123,10 @@ def test_mead_emote_malformed(tmp_path):
         read_dataset("mead", params)
 
 
-def _write_lgldm(root, with_csv=False):
-    np.save(root / "FLAME_template.npy", template(5).reshape(-1)) if root.mkdir(parents=True) is None else None
-    entries = [("M037", "surprised", "001"), ("M040", "angry", "002"), ("M003", "happy", "001")]
-    for k, (pid, emotion, nnn) in enumerate(entries):
-        folder = root / "FLAME_ALL" / pid
-        folder.mkdir(parents=True, exist_ok=True)
-        gt = motion(8 + k, k, template(5))
-        np.savez(folder / f"{pid}-{emotion}-level_3-{nnn}.npz", vertices=gt.reshape(gt.shape[0], -1),
-                 expression=np.zeros((gt.shape[0], 50)), pose=np.zeros((gt.shape[0], 6)))
-        write_wav(root / "AUDIO" / pid / emotion / "level_3" / f"{nnn}.wav", gt.shape[0] / 25)
-    if with_csv:
-        with (root / "mead_v2.csv").open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["pid", "emotion", "intensity", "flame_id", "audio_id"])
-            for pid, emotion, nnn in entries:
-                writer.writerow([pid, emotion, "level_3", nnn, f"{nnn}.wav"])
-    return entries
-
-
 @pytest.mark.parametrize("with_csv", [False, True])
 def test_mead_lgldm_layout(tmp_path, with_csv):
     root = tmp_path / "MEAD"
-    _write_lgldm(root, with_csv)
+    write_mead_lgldm(root, with_csv)
     seqs = read_dataset("mead", root)
     assert [(s.name, s.subject, s.emotion, s.intensity, s.sentence) for s in seqs] == [
         ("M037-surprised-level_3-001", "M037", "surprise", 3, "001"),
@@ -172,7 +139,7 @@ def test_mead_lgldm_layout(tmp_path, with_csv):
 
 def test_mead_lgldm_malformed(tmp_path):
     root = tmp_path / "MEAD"
-    _write_lgldm(root)
+    write_mead_lgldm(root)
     (root / "AUDIO" / "M040" / "angry" / "level_3" / "002.wav").unlink()
     with pytest.raises(TalkingFacesError, match=r"M040-angry-level_3-002.npz has no audio; expected .*002.wav or .*002.m4a"):
         read_dataset("mead", root)
@@ -188,3 +155,11 @@ def test_mead_lgldm_malformed(tmp_path):
         read_dataset("mead", root)
     with pytest.raises(TalkingFacesError, match="is not a 3D MEAD root"):
         read_dataset("mead", tmp_path)
+
+
+def test_empty_split_says_which_subjects_it_needs(tmp_path):
+    write_vocaset(tmp_path, sentences=(1, 2))
+    with pytest.raises(TalkingFacesError, match="the test split is FaceTalk_170809_00138_TA, FaceTalk_170731_00024_TA x "
+                                                "sentences 21-40; pass --split all"):
+        read_dataset("vocaset", tmp_path)
+    assert len(read_dataset("vocaset", tmp_path, "all")) == 6

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import pickle
 from pathlib import Path
 
 import numpy as np
 import soundfile
+import torch
 
 V = 30  # vertices of the synthetic meshes
 LIPS = np.array([3, 4, 5, 6, 6, 7])  # duplicated entry, as FLAME's lips list has
@@ -70,3 +72,37 @@ def write_predictions(folder: Path, truth60: dict[str, np.ndarray], conditions=(
             np.save(folder / f"{name}_condition_{condition}.npy", pred.reshape(length, -1) if flat else pred)
             preds[(name, condition)] = pred
     return preds
+
+
+def write_mead_emote(root: Path, vertex_dir: str = "vertex") -> list[str]:
+    """ProbTalk3D-style: root/vertex, root/wav, templates in the parent folder."""
+    names = ["M003_037_0_0", "M003_028_6_2", "M003_001_1_0", "M037_005_3_1"]
+    templates = {"M003": template(0), "M037": template(1)}
+    for k, name in enumerate(names):
+        gt = motion(10 + k, k, templates[name[:4]])
+        (root / vertex_dir).mkdir(parents=True, exist_ok=True)
+        np.save(root / vertex_dir / f"{name}.npy", gt.reshape(gt.shape[0], -1).astype(np.float32))
+        write_wav(root / "wav" / f"{name}.wav", gt.shape[0] / 25)
+    as_tensors = {k: torch.from_numpy(v) for k, v in templates.items()}  # ProbTalk3D pickles torch tensors
+    (root.parent / "templates_mead_vert.pkl").write_bytes(pickle.dumps(as_tensors))
+    return names
+
+
+def write_mead_lgldm(root: Path, with_csv: bool = False) -> list[tuple[str, str, str]]:
+    root.mkdir(parents=True)
+    np.save(root / "FLAME_template.npy", template(5).reshape(-1))
+    entries = [("M037", "surprised", "001"), ("M040", "angry", "002"), ("M003", "happy", "001")]
+    for k, (pid, emotion, nnn) in enumerate(entries):
+        folder = root / "FLAME_ALL" / pid
+        folder.mkdir(parents=True, exist_ok=True)
+        gt = motion(8 + k, k, template(5))
+        np.savez(folder / f"{pid}-{emotion}-level_3-{nnn}.npz", vertices=gt.reshape(gt.shape[0], -1),
+                 expression=np.zeros((gt.shape[0], 50)), pose=np.zeros((gt.shape[0], 6)))
+        write_wav(root / "AUDIO" / pid / emotion / "level_3" / f"{nnn}.wav", gt.shape[0] / 25)
+    if with_csv:
+        with (root / "mead_v2.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["pid", "emotion", "intensity", "flame_id", "audio_id"])
+            for pid, emotion, nnn in entries:
+                writer.writerow([pid, emotion, "level_3", nnn, f"{nnn}.wav"])
+    return entries

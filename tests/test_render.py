@@ -1,4 +1,5 @@
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +138,11 @@ def test_missing_gl_libraries_name_the_packages(monkeypatch):
     monkeypatch.setattr(gl, "_library_available", lambda name: False)
     with pytest.raises(TalkingFacesError, match="apt-get install libosmesa6.*libegl1 libgl1-mesa-dri"):
         gl._auto_backend()
+    monkeypatch.delitem(sys.modules, "OpenGL", raising=False)  # as in a fresh process
+    with pytest.raises(TalkingFacesError, match="egl needs libEGL.*apt-get install libegl1 libgl1-mesa-dri"):
+        gl._activate("egl")
+    with pytest.raises(TalkingFacesError, match="osmesa needs libOSMesa.*apt-get install libosmesa6"):
+        gl._activate("osmesa")
 
 
 def test_mesh_without_faces_is_a_clear_error(sphere):

@@ -26,6 +26,7 @@ FPS = VisemeAdapter.fps
 LIP_AUS = {"AU10", "AU16", "AU17", "AU18", "AU20", "AU22", "AU23", "AU24", "AU25", "AU26", "AU27", "AU28"}
 OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "EY"}
 UPPER, LOWER, LEFT, RIGHT, BROW = range(5)
+PRESSOR = VISEME_AUS["PP"]["AU24"]
 
 
 def _opening(weights: np.ndarray) -> np.ndarray:
@@ -131,17 +132,17 @@ def test_bilabials_close_and_press_the_lips(offsets, weights, phones):
         k = _frame((start + end) / 2)
         for au in ("AU16", "AU25", "AU26"):
             assert weights[k, AU_INDEX[au]] == 0.0
-        assert weights[k, AU_INDEX["AU24"]] >= 0.55
+        assert weights[k, AU_INDEX["AU24"]] >= PRESSOR - 1e-6
         gap = float(offsets[k, UPPER, 1] - offsets[k, LOWER, 1])
         assert gap == pytest.approx(-0.001 * weights[k, AU_INDEX["AU24"]], abs=1e-7)  # pressed, not parted
 
 
 def test_vowels_open_the_mouth(offsets, weights, phones):
     vowels = [p for p in phones if p[0] in OPEN_VOWELS and p[2] - p[1] >= 0.08]
-    assert len(vowels) >= 12
+    assert len(vowels) >= 10
     openings = np.array([_opening(weights)[_frame((s + e) / 2)] for _, s, e in vowels])
     gaps = np.array([float(offsets[_frame((s + e) / 2), UPPER, 1] - offsets[_frame((s + e) / 2), LOWER, 1]) for _, s, e in vowels])
-    assert openings.min() > 0.3 and openings.mean() > 0.7
+    assert openings.min() > 0.6 and openings.mean() > 0.85  # measured 0.80 and 0.98
     assert gaps.min() > 0.002 and gaps.mean() > 0.005  # millimetres of jaw and lip opening
 
 
@@ -163,8 +164,9 @@ def test_quiet_half_opens_less(phones, speech, weights):
     quieter = speech_weights(phones, quiet, FPS)
     k = _frame(middle / SAMPLE_RATE)
     loud_open, quiet_open = _opening(weights), _opening(quieter)
-    assert quiet_open[k:].sum() < 0.7 * loud_open[k:].sum()
-    assert quiet_open[:k].sum() == pytest.approx(loud_open[:k].sum(), rel=0.1)
+    assert quiet_open[k:].sum() < 0.7 * loud_open[k:].sum()  # measured 0.53
+    # the loud half barely changes (slightly up: the clip's reference level drops); measured 1.09
+    assert 0.95 < quiet_open[:k].sum() / loud_open[:k].sum() < 1.2
 
 
 def test_loudness_is_gated_and_normalised_per_clip():
@@ -199,7 +201,7 @@ def test_coarticulation_on_hand_made_phones():
     w = speech_weights(phones, audio, 100.0)  # 100 fps: read values at 10 ms
     pucker, press = w[:, AU_INDEX["AU18"]], w[:, AU_INDEX["AU24"]]
     assert np.count_nonzero(w[:31]) == 0  # leading silence
-    assert _opening(w)[40] > 1.2 and _opening(w)[53] == 0.0 and press[53] >= 0.55
+    assert _opening(w)[40] > 1.2 and _opening(w)[53] == 0.0 and press[53] >= PRESSOR - 1e-6
     assert pucker[73] > 0.25  # rounding of UW already shows on the T before it (anticipation)
     assert pucker[65] < pucker[73] < pucker[88]
     assert np.count_nonzero(w[int(100 * (1.0 + RELEASE_S)) + 2 :]) == 0  # still after the release
@@ -209,21 +211,45 @@ def test_errors_name_the_fix(adapter, face, speech):
     identity, basis = face
     with pytest.raises(TalkingFacesError, match="needs no checkpoint"):
         VisemeAdapter.from_checkpoint("model.pt")
-    with pytest.raises(TalkingFacesError, match="takes no options"):
+    with pytest.raises(TalkingFacesError, match="takes only the option fps"):
         VisemeAdapter.from_checkpoint(None, temperature=0.5)
     with pytest.raises(TalkingFacesError, match="AU basis"):
         adapter.animate(speech, identity)
+    with pytest.raises(TalkingFacesError, match="positive frame rate"):
+        VisemeAdapter.from_checkpoint(None, fps=0)
     other = AUBasis(np.zeros((32, 7, 3), np.float32), None, "other")
     with pytest.raises(TalkingFacesError, match="7 vertices"):
         adapter.animate(speech, identity, basis=other)
 
 
-def test_default_character_opens_and_closes(adapter, speech, transcript, phones):
+def test_default_character_opens_on_vowels_and_closes_on_bilabials(adapter, speech, transcript, phones):
     character = pytest.importorskip("talking_faces.character")
     rig = pytest.importorskip("talking_faces.rig")
-    identity = character.load_default_character()
+    identity, landmarks = character.load_default_character(), character.default_character_landmarks()
     out = adapter.animate(speech, identity, basis=rig.build_rig_basis(identity), text=transcript).numpy()
-    motion = np.linalg.norm(out, axis=2).max(axis=1)  # (T,) largest vertex displacement per frame
-    vowel = max((p for p in phones if p[0] in OPEN_VOWELS), key=lambda p: p[2] - p[1])
-    assert motion[_frame((vowel[1] + vowel[2]) / 2)] > 0.003
-    assert motion[: _frame(0.5)].max() == 0.0
+    upper, lower = (int(np.argmin(np.linalg.norm(identity.vertices - landmarks.points[name], axis=1)))
+                    for name in ("upper_lip_centre", "lower_lip_centre"))
+    gap = identity.vertices[upper, 1] + out[:, upper, 1] - identity.vertices[lower, 1] - out[:, lower, 1]  # (T,) metres
+    vowels = [_frame((s + e) / 2) for name, s, e in phones if name in OPEN_VOWELS and e - s >= 0.08]
+    bilabials = [_frame((s + e) / 2) for name, s, e in phones if name in {"P", "B", "M"}]
+    assert gap[vowels].min() > 0.004  # measured 5.4 to 9.1 mm
+    assert -0.002 < gap[bilabials].min() and gap[bilabials].max() < 0.0  # pressed: measured -0.7 to -0.8 mm
+    assert np.count_nonzero(out[: _frame(0.5)]) == 0  # neutral (1.8 mm apart) in the leading silence
+
+
+def test_phones_heard_in_silence_do_not_move_the_lips():
+    phones = [("SIL", 0.0, 0.2), ("UW", 0.2, 0.4), ("SIL", 0.4, 0.6), ("AA", 0.6, 0.9), ("SIL", 0.9, 1.0)]
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    audio = (0.3 * np.sin(2 * np.pi * 150 * t) * ((t >= 0.6) & (t < 0.9))).astype(np.float32)
+    w = speech_weights(phones, audio, 100.0)
+    assert np.count_nonzero(w[:60]) == 0  # the UW has no sound above the gate: it counts as silence
+    assert _opening(w)[75] > 1.2
+
+
+def test_any_frame_rate_keeps_bilabials_closed(adapter, speech, transcript, phones):
+    at_25 = VisemeAdapter.from_checkpoint(None, fps=25)
+    at_25.recognizer = adapter.recognizer  # reuse the loaded decoders
+    w = at_25.weights(speech, transcript)
+    assert at_25.fps == 25.0 and w.shape == (round(speech.shape[0] / SAMPLE_RATE * 25), 32)
+    bilabials = [int(round((s + e) / 2 * 25)) for name, s, e in phones if name in {"P", "B", "M"}]
+    assert _opening(w)[bilabials].max() == 0.0  # retiming 30 fps to 25 fps leaves up to 0.02 here

@@ -97,7 +97,11 @@ def parse_int(text: str, source: Path, what: str) -> int:
         raise TalkingFacesError(f"{source}: cannot read the {what} from the name ({text!r} is not a number).") from None
 
 
-def ensure_nonempty(items: list[Any], root: Path, what: str) -> list[Any]:
+def ensure_nonempty(items: list[Any], root: Path, what: str, hint: str = "check --data-root and --split") -> list[Any]:
     if not items:
-        raise TalkingFacesError(f"{root} holds no {what}; check --data-root and --split.")
+        raise TalkingFacesError(f"{root} holds no {what}; {hint}.")
     return items
+
+
+def split_hint(split: str, members: str) -> str:
+    return f"the {split} split is {members}; pass --split all to score every sequence"

@@ -21,7 +21,7 @@ from talking_faces.errors import TalkingFacesError
 from ..sequences import Sequence
 from .common import (
     canonical_emotion, ensure_nonempty, first_existing, load_templates, load_vertex_file, parse_int, require_dir,
-    template_for, vertex_array_shape,
+    split_hint, template_for, vertex_array_shape,
 )
 from .flame_params import flame_vertices_loader
 
@@ -47,6 +47,13 @@ def in_split(subject: str, sentence: int, emotion: str, split: str) -> bool:
     neutral, emotional = SENTENCE_SPLITS[split]
     first, last = neutral if emotion == "neutral" else emotional
     return subject in PRED_IDS and first <= sentence <= last
+
+
+def _members(split: str) -> str:
+    if split in SENTENCE_SPLITS:
+        neutral, emotional = SENTENCE_SPLITS[split]
+        return f"ProbTalk3D's 32 IDs x sentences {neutral} (neutral) / {emotional} (emotional)"
+    return f"IDs {' '.join(UNSEEN_IDS)}" if split == "unseen" else "every sequence"
 
 
 def _emotion(label: str, source: Path) -> str:
@@ -100,4 +107,4 @@ def read_mead_emote(root: Path, split: str = "test", flame_model: Path | None = 
             name=motion.stem, subject=subject, audio_path=wav, template=template, fps=FPS, load_vertices=load,
             emotion=emotion, intensity=intensity, sentence=sentence_text,
         ))
-    return ensure_nonempty(sequences, root, f"sequences of the {split} split")
+    return ensure_nonempty(sequences, root, f"sequences of the {split} split", split_hint(split, _members(split)))

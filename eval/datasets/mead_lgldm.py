@@ -24,7 +24,7 @@ import numpy as np
 from talking_faces.errors import TalkingFacesError
 
 from ..sequences import Sequence
-from .common import canonical_emotion, check_template, ensure_nonempty, parse_int, require_dir
+from .common import canonical_emotion, check_template, ensure_nonempty, parse_int, require_dir, split_hint
 from .flame_params import flame_vertices_loader
 
 FPS = 25.0
@@ -136,4 +136,4 @@ def read_mead_lgldm(root: Path, split: str = "test", flame_model: Path | None = 
             emotion=emotion, intensity=intensity, sentence=flame_name.rsplit("-", 1)[-1].removesuffix(".npz"),
         ))
     sequences.sort(key=lambda s: s.name)
-    return ensure_nonempty(sequences, root, f"sequences of the {split} split")
+    return ensure_nonempty(sequences, root, f"sequences of the {split} split", split_hint(split, f"IDs {' '.join(SPLITS.get(split, ()))}"))

@@ -15,7 +15,9 @@ from pathlib import Path
 from talking_faces.errors import TalkingFacesError
 
 from ..sequences import Sequence
-from .common import ensure_nonempty, load_templates, load_vertex_file, parse_int, require_dir, template_for, vertex_array_shape
+from .common import (
+    ensure_nonempty, load_templates, load_vertex_file, parse_int, require_dir, split_hint, template_for, vertex_array_shape,
+)
 
 FPS = 30.0
 CAPTURE_STEP = 2  # 60 fps capture -> 30 fps
@@ -72,4 +74,6 @@ def read_vocaset(root: Path, split: str = "test") -> list[Sequence]:
             load_vertices=partial(load_vertex_file, vert, template.shape[0], CAPTURE_STEP),
             emotion=None, intensity=None, sentence=f"{sentence:02d}",
         ))
-    return ensure_nonempty(sequences, root, f"sequences of the {split} split")
+    subjects, first, last = SPLITS.get(split, (("any subject",), 1, 40))
+    hint = split_hint(split, f"{', '.join(subjects)} x sentences {first}-{last}")
+    return ensure_nonempty(sequences, root, f"sequences of the {split} split", hint)

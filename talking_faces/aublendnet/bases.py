@@ -84,7 +84,8 @@ def aublendset_rows(model: StyleBlendNet, identity: Identity) -> np.ndarray:
     return np.concatenate([identity.vertices.reshape(1, -1), targets]).astype(np.float32)
 
 
-def _atomic_save(path: Path, rows: np.ndarray) -> None:
+def save_npy_atomic(path: Path, rows: np.ndarray) -> None:
+    """np.save through a same-folder temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.npy")
     try:
@@ -118,7 +119,7 @@ def predict_aublendset_cached(
     model = load_predictor(aublendnet_path, codebook_path, num_heads).to(resolve_device(device))
     rows = aublendset_rows(model, identity)
     try:
-        _atomic_save(cached, rows)
+        save_npy_atomic(cached, rows)
     except OSError as exc:
         warnings.warn(f"could not cache AUBlendNet bases in {cached.parent}: {exc.strerror}; set {CACHE_ENV}", stacklevel=2)
     return rows

@@ -7,15 +7,14 @@ Every dimension comes from the tensors' shapes; only the head count (8 upstream)
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from ..errors import TalkingFacesError
+from ..training import atomic_torch_save
 from .codebook import AUCodebook, CodebookConfig
 from .predictor import PredictorConfig, StyleBlendNet
 
@@ -155,20 +154,6 @@ def predictor_state_dict(model: StyleBlendNet) -> dict[str, torch.Tensor]:
     `PPE` and `transformer_decoder` (116 M random parameters) loads there unchanged.
     """
     return {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith("autoencoder.")}
-
-
-def atomic_torch_save(obj: object, path: str | Path) -> None:
-    """torch.save through a temporary file in the same folder and a rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(state: dict[str, torch.Tensor], path: str | Path) -> None:

@@ -6,8 +6,8 @@ PyTorch's default weight decay 0.01 (upstream's configured 0.002 never reaches A
 Stage 2 (predictor): MSE(rows, GT rows) + MSE(features, sg(GT codes of the frozen codebook)); Adam
 lr 1e-5 over the predictor only; 100 epochs; batch 1.
 
-`out_dir/model.pth.tar` is the official-format checkpoint, rewritten after every epoch;
-`out_dir/train_state.pt` holds optimiser, scheduler and epoch so a rerun resumes where it stopped.
+`out_dir/model.pth.tar` is the official-format checkpoint, rewritten after every epoch; the sidecar
+`out_dir/train_state.pt` holds optimiser, scheduler, epoch and architecture, so a rerun resumes.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from torch import nn
 
 from ..errors import TalkingFacesError
 from .bases import file_digest
+from ..training import DistributedContext, load_resume_state, save_resume_state, setup_distributed, teardown_distributed
 from .checkpoints import (
     DEFAULT_HEADS,
-    atomic_torch_save,
     codebook_state_dict,
     load_codebook,
     load_predictor,
@@ -33,11 +33,10 @@ from .checkpoints import (
 )
 from .codebook import AUCodebook, CodebookConfig
 from .data import AUBlendSetDataset
-from .distributed import DistContext, barrier, global_mean, init_distributed, make_loader, set_epoch, shutdown, wrap_model
+from .distributed import barrier, global_mean, make_loader, set_epoch, wrap_model
 from .predictor import PredictorConfig, StyleBlendNet
 
 CHECKPOINT_NAME = "model.pth.tar"
-STATE_NAME = "train_state.pt"
 LR_STEP_EPOCHS = 20
 LR_GAMMA = 0.5
 
@@ -93,12 +92,11 @@ def predictor_loss(model: nn.Module, rows: torch.Tensor, template: torch.Tensor)
 
 
 def _read_train_state(out_dir: Path, stage: str) -> dict | None:
-    state_path, checkpoint = out_dir / STATE_NAME, out_dir / CHECKPOINT_NAME
-    if not state_path.is_file():
+    state = load_resume_state(out_dir)
+    if state is None:
         return None
-    if not checkpoint.is_file():
-        raise TalkingFacesError(f"{state_path} exists but {checkpoint} does not; delete {state_path} to start afresh.")
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    if not (out_dir / CHECKPOINT_NAME).is_file():
+        raise TalkingFacesError(f"{out_dir} has a resume state but no {CHECKPOINT_NAME}; delete its train_state.pt to start afresh.")
     if state.get("stage") != stage:
         raise TalkingFacesError(f"{out_dir} holds a {state.get('stage')} run, not {stage}; choose another --out.")
     return state
@@ -111,7 +109,7 @@ def _fit(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     dataset: AUBlendSetDataset,
     settings: TrainSettings,
-    ctx: DistContext,
+    ctx: DistributedContext,
     out_dir: Path,
     train_state: dict,
     official_state: Callable[[], dict[str, torch.Tensor]],
@@ -139,13 +137,10 @@ def _fit(
         losses.append(global_mean(total, count, ctx))
         if ctx.is_main:
             save_checkpoint(official_state(), out_dir / CHECKPOINT_NAME)
-            train_state.update(
-                epoch=epoch + 1,
-                optimizer=optimizer.state_dict(),
-                scheduler=None if scheduler is None else scheduler.state_dict(),
-                losses=list(train_state.get("losses", [])) + [losses[-1]],
-            )
-            atomic_torch_save(train_state, out_dir / STATE_NAME)
+            train_state["losses"] = list(train_state.get("losses", [])) + [losses[-1]]
+            train_state["scheduler"] = None if scheduler is None else scheduler.state_dict()
+            extra = {k: v for k, v in train_state.items() if k not in ("epoch", "optimizer", "checkpoint")}
+            save_resume_state(out_dir, epoch + 1, optimizer, CHECKPOINT_NAME, **extra)
         barrier(ctx)
         report(TrainProgress(epoch + 1, settings.epochs, len(loader), len(loader), losses[-1], epoch_loss=losses[-1]))
     return TrainResult(out_dir / CHECKPOINT_NAME, start, losses)
@@ -165,7 +160,7 @@ def train_codebook(
     data); a resumed run takes it from `out_dir/model.pth.tar`.
     """
     out_dir = Path(out_dir)
-    ctx = init_distributed(device)
+    ctx = setup_distributed(device)
     try:
         dataset = AUBlendSetDataset(data_root, "train")
         state = _read_train_state(out_dir, "codebook")
@@ -186,7 +181,7 @@ def train_codebook(
         return _fit(model, codebook_loss, optimizer, scheduler, dataset, settings, ctx, out_dir, state,
                     lambda: codebook_state_dict(model), on_progress)
     finally:
-        shutdown(ctx)
+        teardown_distributed(ctx)
 
 
 def train_predictor(
@@ -205,7 +200,7 @@ def train_predictor(
     code_width always come from the codebook.
     """
     out_dir = Path(out_dir)
-    ctx = init_distributed(device)
+    ctx = setup_distributed(device)
     try:
         dataset = AUBlendSetDataset(data_root, "train")
         codebook = load_codebook(codebook_path, codebook_heads)
@@ -230,7 +225,7 @@ def train_predictor(
         return _fit(model, predictor_loss, optimizer, None, dataset, settings, ctx, out_dir, state,
                     lambda: predictor_state_dict(model), on_progress)
     finally:
-        shutdown(ctx)
+        teardown_distributed(ctx)
 
 
 def _check_vertex_dim(vertex_dim: int, dataset: AUBlendSetDataset) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -24,18 +21,6 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), TimeRemainingColumn(), console=console)
 
 
-def _write_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise TalkingFacesError(f"Cannot write {path}: {exc.strerror}; choose a writable location.") from None
-
-
 @app.command(help="Predict an identity's 32 AU-blendshape targets with AUBlendNet and write them as AUBlendSet (33, V*3).")
 def bases(
     identity: Path = typer.Option(..., help="Neutral FLAME-topology mesh (OBJ, PLY, NPY, NPZ)."),
@@ -44,14 +29,15 @@ def bases(
     out: Path = typer.Option(..., help="Output .npy: row 0 the template, rows 1..32 the AU targets."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
 ) -> None:
-    import numpy as np
-
-    from talking_faces.aublendnet.bases import predict_aublendset_cached
+    from talking_faces.aublendnet.bases import predict_aublendset_cached, save_npy_atomic
     from talking_faces.identity import load_identity
 
     with console.status("Predicting AU bases"):
         rows = predict_aublendset_cached(load_identity(identity), aublendnet, codebook, device=device)
-    _write_atomic(out, lambda handle: np.save(handle, rows))
+    try:
+        save_npy_atomic(out, rows)
+    except OSError as exc:
+        raise TalkingFacesError(f"Cannot write {out}: {exc.strerror}; choose a writable location.") from None
     console.print(f"[green]wrote[/] {out} {rows.shape}")
 
 
@@ -128,6 +114,7 @@ def eval_aublendnet(
     from talking_faces.aublendnet.evaluate import evaluate_predictor
     from talking_faces.aublendnet.metrics import __doc__ as formulas
     from talking_faces.devices import resolve_device
+    from talking_faces.training import atomic_write_json
 
     dataset = AUBlendSetDataset(data_root, split)
     with console.status("Loading AUBlendNet"):
@@ -137,7 +124,7 @@ def eval_aublendnet(
         scores = evaluate_predictor(model, dataset, on_identity=lambda name: progress.advance(task))
     report = {"units": "m^2 per coordinate", "formulas": formulas.strip(), "data_root": str(data_root),
               "aublendnet": str(aublendnet), "codebook": str(codebook), **asdict(scores)}
-    _write_atomic(out, lambda handle: handle.write(json.dumps(report, indent=2).encode()))
+    atomic_write_json(report, out)
     table = Table(title=f"AUBlendNet on {split} ({len(dataset)} identities)")
     table.add_column("metric")
     table.add_column(f"×{REPORT_SCALE:.0e} m²", justify="right")

@@ -1,0 +1,304 @@
+"""The procedural AU rig: 32 FACS displacement fields from a face mesh's landmarks.
+
+Every field is a direction, or a rotation about an axis, times a compact smooth falloff round
+landmarks, gated where needed by which side of the mouth (or eye) opening a vertex is on, so
+fields are exactly zero far from their region. Bilateral fields are made mirror-symmetric; AU30R
+and AU62 are the mirror images of AU30L and AU61. Each field is then scaled so its largest
+displacement matches the AUBlendSet sample identity (aublendnet.md §3.4), measured in that
+identity's millimetres and rescaled by the distance between the eyes. See docs/rig.md.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
+
+from .aus import AU_INDEX, AU_NAMES, MIRROR_PAIRS, NUM_AUS
+from .basis import AUBasis
+from .character import mesh_digest
+from .identity import Identity
+from .landmarks import Landmarks, find_landmarks, mesh_adjacency
+
+RIG_SOURCE = "procedural rig"
+# Eye distance of the AUBlendSet sample identity (m): the unit the magnitudes below are measured in.
+REFERENCE_EYE_DISTANCE = 0.0613
+# Largest displacement of each AU in the AUBlendSet sample (mm). AU45 and the eye rotations are
+# geometric instead (the lids meet; the eyeballs turn by EYE_TURN) and are not rescaled.
+TARGET_MAX_MM: dict[str, float] = {
+    "AU1": 5.95, "AU2": 6.93, "AU4": 6.79, "AU5": 2.47, "AU6": 8.61, "AU7": 3.96, "AU9": 5.84,
+    "AU10": 4.66, "AU11": 6.0, "AU12": 8.36, "AU14": 7.29, "AU15": 7.77, "AU16": 7.58, "AU17": 4.21,
+    "AU18": 11.73, "AU20": 7.15, "AU22": 6.13, "AU23": 5.18, "AU24": 6.56, "AU25": 2.24, "AU26": 11.62,
+    "AU27": 35.12, "AU28": 7.99, "AU29": 4.06, "AU30L": 7.29, "AU33": 8.58,
+}
+EYE_TURN = np.radians(12.5)  # eyeball rotation of AU61-AU64, as AU64 in the sample
+LID_FOLLOW = 0.35  # fraction of a vertical eye turn that the lids follow
+BLINK_LOWER_SHARE = 0.2  # share of the closing done by the lower lid in AU45
+
+# Direction-times-falloff terms: AU -> [(landmark, offset, radii, direction, gate, gain)].
+# Lengths in sample mm. Landmarks without a side suffix that have one (brow_inner, mouth_corner...)
+# are used on both sides; x in offsets and directions means "outward" (away from the midline).
+# Gates: "upper"/"lower" keep one side of the mouth opening, None the whole skin.
+Term = tuple[str, tuple[float, float, float], tuple[float, float, float], tuple[float, float, float], str | None, float]
+TERMS: dict[str, list[Term]] = {
+    "AU1": [("brow_inner", (0, 0, 0), (16, 14, 16), (-0.1, 1.0, 0.05), None, 1.0)],
+    "AU2": [("brow_outer", (0, 0, 0), (18, 14, 18), (0.0, 0.98, -0.18), None, 1.0)],
+    "AU4": [("brow_inner", (5, -2, 0), (18, 13, 16), (-0.35, -0.93, 0.2), None, 1.0)],
+    "AU6": [("eye_centre", (22, -40, 0), (20, 20, 30), (0.05, 1.0, 0.1), None, 1.0),
+            ("eye_centre", (3, -12, 12), (14, 7, 14), (0.0, 1.0, 0.1), None, 0.3)],
+    "AU7": [("eye_centre", (2, -11, 12), (16, 8, 14), (0.0, 1.0, 0.08), None, 1.0)],
+    "AU9": [("brow_inner", (-6, -12, 0), (12, 12, 14), (-0.05, -1.0, 0.0), None, 1.0),
+            ("ala", (0, 3, 0), (8, 8, 8), (0.0, 1.0, 0.0), None, 0.4)],
+    "AU10": [("upper_lip_centre", (0, 4, 0), (24, 14, 18), (0.0, 0.98, 0.19), "upper", 1.0)],
+    "AU11": [("ala", (4, -12, 0), (12, 14, 14), (0.2, 1.0, -0.1), "upper", 1.0)],
+    "AU12": [("mouth_corner", (2, 0, 0), (24, 22, 24), (0.35, 0.68, -0.6), None, 1.0)],
+    "AU14": [("mouth_corner", (4, 0, 0), (18, 16, 18), (-0.15, 0.6, -0.8), None, 1.0)],
+    "AU15": [("mouth_corner", (1, -3, 0), (20, 20, 20), (0.05, -1.0, 0.0), None, 1.0)],
+    "AU16": [("lower_lip_centre", (0, -3, 0), (22, 14, 18), (0.0, -0.85, -0.3), "lower", 1.0)],
+    "AU17": [("lower_lip_centre", (0, -14, 0), (24, 20, 20), (0.0, 1.0, 0.25), "lower", 1.0)],
+    "AU18": [("mouth_centre", (0, 0, 0), (34, 22, 26), (-0.35, -0.1, 0.93), None, 1.0)],
+    "AU20": [("mouth_corner", (0, 0, 0), (24, 20, 24), (0.6, -0.45, -0.55), None, 1.0)],
+    "AU22": [("mouth_centre", (0, 0, 0), (30, 18, 22), (-0.15, 0.0, 1.0), None, 1.0),
+             ("upper_lip_centre", (0, 0, 0), (22, 10, 16), (0.0, 1.0, 0.0), "upper", 0.25),
+             ("lower_lip_centre", (0, 0, 0), (22, 10, 16), (0.0, -1.0, 0.0), "lower", 0.25)],
+    "AU23": [("mouth_corner", (-2, 0, 0), (22, 14, 18), (-0.85, 0.1, 0.3), None, 1.0),
+             ("upper_lip_centre", (0, 0, 0), (22, 10, 16), (0.0, -0.4, 0.0), "upper", 0.3),
+             ("lower_lip_centre", (0, 0, 0), (22, 10, 16), (0.0, 0.4, 0.0), "lower", 0.3)],
+    "AU24": [("upper_lip_centre", (0, 0, 0), (26, 12, 18), (0.0, -0.4, -0.6), "upper", 1.0),
+             ("lower_lip_centre", (0, 0, 0), (26, 12, 18), (0.0, 0.6, -0.5), "lower", 1.0)],
+    "AU25": [("upper_lip_centre", (0, 0, 0), (26, 12, 18), (0.0, 1.0, 0.0), "upper", 0.3),
+             ("lower_lip_centre", (0, 0, 0), (26, 14, 18), (0.0, -0.93, -0.33), "lower", 1.0)],
+    "AU28": [("mouth_centre", (0, 0, 0), (28, 18, 20), (0.0, 0.0, -1.0), None, 1.0)],
+    "AU33": [("mouth_corner", (16, 10, 0), (24, 24, 30), (0.5, 0.0, 0.86), None, 1.0)],
+}
+
+
+def falloff(sq: np.ndarray) -> np.ndarray:
+    """Compact smooth weight `(1 - d²)³` of squared normalised distances `d²`; exactly 0 for d ≥ 1."""
+    return np.clip(1.0 - sq, 0.0, None) ** 3
+
+
+def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    u = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return u * u * (3.0 - 2.0 * u)
+
+
+def rotation_offsets(points: np.ndarray, pivot: np.ndarray, axis: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Displacements `(V, 3)` that rotate `points (V, 3)` by per-vertex `angles (V,)` (rad) about an axis.
+
+    Rodrigues: r' = r cos a + (k x r) sin a + k (k . r)(1 - cos a), with r = p - pivot and k the unit axis.
+    """
+    k = axis / np.linalg.norm(axis)
+    r = points - pivot
+    cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]
+    rotated = r * cos + np.cross(k, r) * sin + k * (r @ k)[:, None] * (1.0 - cos)
+    return rotated - r
+
+
+def mirror_map(points: np.ndarray, plane_x: float) -> np.ndarray:
+    """For each vertex `(V,)`, the vertex nearest to its reflection in the plane x = plane_x."""
+    reflected = points * np.array([-1.0, 1.0, 1.0]) + np.array([2.0 * plane_x, 0.0, 0.0])
+    return cKDTree(points).query(reflected)[1]
+
+
+def mirror_field(field: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+    """The mirror image `(..., V, 3)` of displacement fields `(..., V, 3)`: gather and flip x."""
+    return field[..., mirror, :] * np.array([-1.0, 1.0, 1.0])
+
+
+@dataclass
+class _Face:
+    """What the field builders share: the mesh, its landmarks and derived weights, in mesh units."""
+
+    points: np.ndarray  # (V, 3) float64
+    landmarks: Landmarks
+    mm: float  # one sample millimetre in mesh units
+    skin: np.ndarray  # (V,) 1 on skin, 0 on the eyeballs
+    outward: np.ndarray  # (V,) smooth sign of x - midline
+    upper: np.ndarray  # (V,) 1 on the upper-lip side of the mouth opening, 0 on the lower side
+    jaw: np.ndarray  # (V,) how rigidly each vertex follows the jaw
+    upper_lid: dict[str, np.ndarray]  # side -> (V,) weight of the upper eyelid
+    lower_lid: dict[str, np.ndarray]  # side -> (V,) weight of the lower eyelid
+
+    def point(self, name: str) -> np.ndarray:
+        if name == "mouth_centre":
+            return 0.5 * (self.landmarks.points["upper_lip_centre"] + self.landmarks.points["lower_lip_centre"])
+        return self.landmarks.points[name]
+
+
+def _sided_distances(graph, first: np.ndarray, second: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Surface (graph) distances `(V,)` to two vertex sets, cut at `limit` (inf beyond)."""
+    return tuple(dijkstra(graph, directed=False, indices=s, min_only=True, limit=limit) for s in (first, second))
+
+
+def _side_weight(d_first: np.ndarray, d_second: np.ndarray, band: float) -> np.ndarray:
+    """1 where a vertex is nearer (over the surface) to the first set, 0 nearer the second, 0.5 if unreached."""
+    reached = np.isfinite(d_first) | np.isfinite(d_second)
+    diff = np.where(reached, np.minimum(d_second, 1e30) - np.minimum(d_first, 1e30), 0.0)
+    return smoothstep(-band, band, diff)
+
+
+def _prepare(points: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -> _Face:
+    mm = landmarks.eye_distance / REFERENCE_EYE_DISTANCE * 1e-3
+    lm, n = landmarks.points, len(points)
+    skin = np.ones(n)
+    skin[np.concatenate([landmarks.indices["eyeball_l"], landmarks.indices["eyeball_r"]])] = 0.0
+    adjacency = mesh_adjacency(n, faces).tocoo()
+    lengths = np.linalg.norm(points[adjacency.row] - points[adjacency.col], axis=1)
+    graph = adjacency.__class__((lengths, (adjacency.row, adjacency.col)), shape=(n, n)).tocsr()
+
+    upper_lip, lower_lip = landmarks.indices["upper_lip"][1:-1], landmarks.indices["lower_lip"][1:-1]
+    d_up, d_low = _sided_distances(graph, upper_lip, lower_lip, 90 * mm)
+    upper = _side_weight(d_up, d_low, 3 * mm)
+
+    # Jaw: below the plane through the hinge axis and the mouth corners, in front of the hinges and
+    # above the neck; near the mouth the opening itself decides (lower lip side follows the jaw).
+    hinge_l, hinge_r = lm["jaw_hinge_l"], lm["jaw_hinge_r"]
+    hinge = 0.5 * (hinge_l + hinge_r)
+    corners = 0.5 * (lm["mouth_corner_l"] + lm["mouth_corner_r"])
+    normal = np.cross(hinge_l - hinge_r, corners - hinge)
+    normal *= np.sign(normal[1]) / np.linalg.norm(normal)
+    below = 1.0 - smoothstep(-14 * mm, 10 * mm, (points - hinge) @ normal)
+    mouth = 0.5 * (lm["upper_lip_centre"] + lm["lower_lip_centre"])
+    near_mouth = falloff(np.sum((points - mouth) ** 2, axis=1) / (35 * mm) ** 2)
+    jaw = near_mouth * (1.0 - upper) + (1.0 - near_mouth) * below
+    jaw *= smoothstep(hinge[2] - 5 * mm, hinge[2] + 20 * mm, points[:, 2])
+    jaw *= smoothstep(lm["chin"][1] - 45 * mm, lm["chin"][1] - 12 * mm, points[:, 1])
+
+    upper_lid, lower_lid = {}, {}
+    for side in ("l", "r"):
+        up_rim, low_rim = landmarks.indices[f"upper_lid_{side}"][1:-1], landmarks.indices[f"lower_lid_{side}"][1:-1]
+        d_up, d_low = _sided_distances(graph, up_rim, low_rim, 40 * mm)
+        on_upper = _side_weight(d_up, d_low, 2 * mm)
+        upper_lid[side] = skin * on_upper * falloff(np.nan_to_num(d_up / (16 * mm), posinf=1.0) ** 2)
+        lower_lid[side] = skin * (1 - on_upper) * falloff(np.nan_to_num(d_low / (9 * mm), posinf=1.0) ** 2)
+
+    midline = landmarks.symmetry_x
+    outward = np.tanh((points[:, 0] - midline) / (4 * mm))
+    return _Face(points, landmarks, mm, skin, outward, upper, jaw * skin, upper_lid, lower_lid)
+
+
+def _term_field(face: _Face, term: Term) -> np.ndarray:
+    """One direction-times-falloff term `(V, 3)`, on both sides for a sided landmark."""
+    name, offset, radii, direction, gate, gain = term
+    sided = f"{name}_l" in face.landmarks.points
+    field = np.zeros_like(face.points)
+    for side, sign in (("l", 1.0), ("r", -1.0)) if sided else ((None, 0.0),):
+        centre = face.point(f"{name}_{side}" if sided else name) + np.array([sign * offset[0], offset[1], offset[2]]) * face.mm
+        weight = falloff(np.sum(((face.points - centre) / (np.asarray(radii) * face.mm)) ** 2, axis=1))
+        vec = np.stack([direction[0] * face.outward, np.full(len(weight), direction[1]), np.full(len(weight), direction[2])], -1)
+        field += weight[:, None] * vec
+    gate_weight = {"upper": face.upper, "lower": 1.0 - face.upper, None: 1.0}[gate]
+    return field * (gain * face.skin * gate_weight)[:, None]
+
+
+def _lid_rotation(face: _Face, side: str, weights: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Lid displacement `(V, 3)`: rotation about the eyeball's horizontal axis by `weights * angles`."""
+    centre = face.point(f"eye_centre_{side}")
+    return rotation_offsets(face.points, centre, np.array([1.0, 0.0, 0.0]), weights * angles)
+
+
+def _elevation(points: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Angle (rad) of points about the horizontal axis through `centre`, positive upwards."""
+    return np.arctan2(points[:, 1] - centre[1], points[:, 2] - centre[2])
+
+
+def _blink(face: _Face) -> np.ndarray:
+    """AU45: each upper-rim point rotates down onto the lower rim (which rises a little) over the eyeball."""
+    field = np.zeros_like(face.points)
+    for side in ("l", "r"):
+        centre = face.point(f"eye_centre_{side}")
+        up, low = (face.landmarks.indices[f"{k}_lid_{side}"] for k in ("upper", "lower"))
+        x_up, x_low = face.points[up, 0], face.points[low, 0]
+        order_up, order_low = np.argsort(x_up), np.argsort(x_low)
+        x = face.points[:, 0]
+        gap = (np.interp(x, x_up[order_up], _elevation(face.points[up], centre)[order_up])
+               - np.interp(x, x_low[order_low], _elevation(face.points[low], centre)[order_low]))
+        gap = np.clip(gap, 0.0, None)
+        field += _lid_rotation(face, side, face.upper_lid[side], (1 - BLINK_LOWER_SHARE) * gap)
+        field += _lid_rotation(face, side, face.lower_lid[side], -BLINK_LOWER_SHARE * gap)
+    return field
+
+
+def _eye_turn(face: _Face, axis: np.ndarray, angle: float, lids: bool) -> np.ndarray:
+    """Both eyeballs rotate rigidly about their centres; for vertical turns the lids follow a little."""
+    field = np.zeros_like(face.points)
+    for side in ("l", "r"):
+        ball = face.landmarks.indices[f"eyeball_{side}"]
+        centre = face.point(f"eye_centre_{side}")
+        field[ball] = rotation_offsets(face.points[ball], centre, axis, np.full(len(ball), angle))
+        if lids:
+            field += _lid_rotation(face, side, face.upper_lid[side] + face.lower_lid[side], LID_FOLLOW * angle)
+    return field
+
+
+def _jaw_rotation(face: _Face, chin_travel_mm: float) -> np.ndarray:
+    """Jaw opening: rotation about the hinge axis that moves the chin by `chin_travel_mm`, times the jaw weight."""
+    lm = face.landmarks.points
+    hinge = 0.5 * (lm["jaw_hinge_l"] + lm["jaw_hinge_r"])
+    angle = chin_travel_mm * face.mm / np.linalg.norm(lm["chin"] - hinge)
+    return rotation_offsets(face.points, hinge, lm["jaw_hinge_l"] - lm["jaw_hinge_r"], face.jaw * angle)
+
+
+def _raw_fields(face: _Face) -> dict[str, np.ndarray]:
+    """Every AU's field `(V, 3)` before symmetrisation and calibration (AU30R and AU62 excepted)."""
+    fields = {au: sum(_term_field(face, term) for term in terms) for au, terms in TERMS.items()}
+    x_axis, y_axis = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    fields["AU5"] = sum(_lid_rotation(face, s, face.upper_lid[s], np.full(len(face.points), -1.0)) for s in ("l", "r"))
+    fields["AU26"] = _jaw_rotation(face, TARGET_MAX_MM["AU26"])
+    fields["AU27"] = _jaw_rotation(face, TARGET_MAX_MM["AU27"])
+    fields["AU29"] = face.jaw[:, None] * np.array([0.0, -0.35, 0.94])
+    fields["AU30L"] = face.jaw[:, None] * np.array([1.0, 0.0, 0.0])
+    fields["AU45"] = _blink(face)
+    fields["AU61"] = _eye_turn(face, y_axis, EYE_TURN, lids=False)
+    fields["AU63"] = _eye_turn(face, x_axis, -EYE_TURN, lids=True)
+    fields["AU64"] = _eye_turn(face, x_axis, EYE_TURN, lids=True)
+    return fields
+
+
+def rig_offsets(vertices: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -> np.ndarray:
+    """The 32 AU displacement fields `(32, V, 3)` float32 of a mesh with known landmarks."""
+    points = np.asarray(vertices, dtype=np.float64)
+    face = _prepare(points, faces, landmarks)
+    fields = _raw_fields(face)
+    mirror = mirror_map(points, landmarks.symmetry_x)
+    offsets = np.zeros((NUM_AUS, len(points), 3))
+    sided = {right: left for left, right in MIRROR_PAIRS}
+    for k, au in enumerate(AU_NAMES):
+        if au in sided:
+            continue
+        field = fields[au]
+        if au not in sided.values():  # bilateral: average with its mirror image
+            field = 0.5 * (field + mirror_field(field, mirror))
+        if au in TARGET_MAX_MM and au not in ("AU26", "AU27"):
+            peak = np.linalg.norm(field, axis=1).max()
+            field = field * (TARGET_MAX_MM[au] * face.mm / peak if peak > 0 else 0.0)
+        offsets[k] = field
+    for left, right in MIRROR_PAIRS:
+        offsets[AU_INDEX[right]] = mirror_field(offsets[AU_INDEX[left]], mirror)
+    return offsets.astype(np.float32)
+
+
+_CACHE: OrderedDict[str, AUBasis] = OrderedDict()
+_CACHE_SIZE = 4
+
+
+def build_rig_basis(identity: Identity) -> AUBasis:
+    """The procedural AU basis `(32, V, 3)` of an identity (the default character or any FLAME mesh).
+
+    Landmarks are bundled for the default character and detected for FLAME; other meshes raise a
+    TalkingFacesError that points to --au-basis. Results are cached per mesh content.
+    """
+    key = mesh_digest(identity.vertices, identity.faces)
+    if key not in _CACHE:
+        landmarks = find_landmarks(identity.vertices, identity.faces)
+        offsets = rig_offsets(identity.vertices, identity.faces, landmarks)
+        _CACHE[key] = AUBasis(offsets=offsets, template=identity.vertices.astype(np.float32), source=RIG_SOURCE)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    cached = _CACHE[key]
+    _CACHE.move_to_end(key)
+    return AUBasis(offsets=cached.offsets.copy(), template=cached.template.copy(), source=RIG_SOURCE)

@@ -1,0 +1,137 @@
+"""Adapter mode of `talkface eval`, with a fake speech adapter registered for the test."""
+
+import itertools
+import json
+import pickle
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from test_eval_synth import V, write_masks, write_mead_emote
+from typer.testing import CliRunner
+
+from talking_faces.adapters import ADAPTERS, SpeechAdapter
+from talking_faces.aus import EXPRESSIVE_EMOTIONS, NUM_AUS, emotion_weights
+from talking_faces.cli import app
+from talking_faces.eval.metrics import fdd_term, lip_errors, truncate, velocity_lip_errors
+from talking_faces.eval.regions import load_regions
+
+STYLE_GAIN = {None: 1.0, "calm": 0.5, "lively": 2.0}
+
+
+class FakeAdapter(SpeechAdapter):
+    """Deterministic offsets at 50 fps (twice MEAD's 25), with two styles."""
+
+    name = "fake"
+    fps = 50.0
+    styles = ("calm", "lively")
+
+    @classmethod
+    def from_checkpoint(cls, path, device="cpu", **options):
+        adapter = cls(device)
+        adapter.gain = float(open(path).read())
+        return adapter
+
+    def animate(self, audio, identity, **conditioning):
+        frames = int(round(audio.shape[0] / 16000 * self.fps))
+        phase = torch.arange(frames)[:, None, None] * 0.3 + torch.arange(identity.num_vertices)[None, :, None] * 0.1
+        wave = torch.sin(phase + torch.arange(3)[None, None, :])
+        return (self.gain * STYLE_GAIN[conditioning.get("style")] * 1e-3 * wave).float()
+
+
+def _expected_speech(adapter, audio_path, identity_vertices):
+    audio = soundfile.read(str(audio_path), dtype="float32")[0]
+    offsets = adapter.animate(audio, _Identity(identity_vertices)).double().numpy()
+    frames = int(round(audio.shape[0] / 16000 * 25))
+    return offsets[np.minimum(np.arange(frames) * 2, offsets.shape[0] - 1)]  # 50 -> 25 fps picks every other frame
+
+
+class _Identity:
+    def __init__(self, vertices):
+        self.num_vertices = vertices.shape[0]
+
+
+def _emotion_offsets(basis, emotion, intensity):
+    weights = np.zeros(NUM_AUS)
+    for k, w in emotion_weights(emotion, intensity).items():
+        weights[k] = w
+    return np.einsum("k,kvc->vc", weights, basis)
+
+
+def test_adapter_mode_rows_with_and_without_aublendnet(tmp_path, monkeypatch):
+    monkeypatch.setitem(ADAPTERS, "fake", "test_eval_adapter:FakeAdapter")
+    root = tmp_path / "mead"
+    write_mead_emote(root)
+    checkpoint = tmp_path / "fake.ckpt"
+    checkpoint.write_text("1.5")
+    rows = np.random.default_rng(3).normal(scale=0.01, size=(NUM_AUS + 1, V * 3)).astype(np.float32)
+    np.save(tmp_path / "basis.npy", rows)
+    masks = write_masks(tmp_path / "FLAME_masks.pkl")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "eval", "--dataset", "mead", "--data-root", str(root), "--model", "fake", "--checkpoint", str(checkpoint),
+        "--au-basis", str(tmp_path / "basis.npy"), "--regions", str(masks), "--out", str(out), "--device", "cpu",
+    ])
+    assert result.exit_code == 0, (result.output, result.exception)
+    report = json.loads((out / "results.json").read_text())
+    base_row, emo_row = report["rows"]
+    assert (base_row["method"], emo_row["method"]) == ("fake", "fake+AUBlendNet")
+
+    # Independent recomputation on the two test sequences (M003_028_6_2 angry level 3, M003_037_0_0 neutral).
+    regions = load_regions(masks)
+    templates = pickle.loads((tmp_path / "templates_mead_vert.pkl").read_bytes())
+    basis = (rows[1:].reshape(NUM_AUS, V, 3) - rows[0].reshape(V, 3)).astype(np.float64)  # float32 bases, as stored
+    adapter = FakeAdapter.from_checkpoint(checkpoint)
+    terms = {"fake": ([], [], []), "fake+AUBlendNet": ([], [], [])}
+    style_div, emo_div = [], []
+    for name, emotion in (("M003_028_6_2", "angry"), ("M003_037_0_0", "neutral")):
+        tpl = templates["M003"].double().numpy()
+        gt = np.load(root / "vertex" / f"{name}.npy").astype(np.float64).reshape(-1, V, 3)
+        speech = _expected_speech(adapter, root / "wav" / f"{name}.wav", tpl)
+        for method, anim in (("fake", tpl + speech), ("fake+AUBlendNet", tpl + speech + _emotion_offsets(basis, emotion, 1.0))):
+            p, g = truncate(anim, gt)
+            terms[method][0].append(lip_errors(p, g, regions.lips))
+            terms[method][1].append(velocity_lip_errors(p, g, regions.lips))
+            terms[method][2].append(fdd_term(p, g, tpl, regions.upper))
+        style_div.append(np.abs(2.0 - 0.5) * np.linalg.norm(speech, axis=2).mean())
+        shifts = [_emotion_offsets(basis, e, 1.0) for e in EXPRESSIVE_EMOTIONS]
+        emo_div.append(np.mean([np.linalg.norm(a - b, axis=1).mean() for a, b in itertools.combinations(shifts, 2)]))
+    for row, method in ((base_row, "fake"), (emo_row, "fake+AUBlendNet")):
+        lve, vlve, fdd = terms[method]
+        assert row["LVE"] == pytest.approx(np.concatenate(lve).mean(), rel=1e-9)
+        assert row["V-LVE"] == pytest.approx(np.concatenate(vlve).mean(), rel=1e-9)
+        assert row["FDD"] == pytest.approx(np.mean(fdd), rel=1e-9)
+        assert row["sequences"] == 2 and row["frames"] == sum(len(x) for x in lve)
+    assert base_row["diversity"] == pytest.approx(np.mean(style_div), rel=1e-6)
+    assert emo_row["diversity"] == pytest.approx(np.mean(emo_div), rel=1e-9)
+    assert emo_row["V-LVE"] == pytest.approx(base_row["V-LVE"], rel=1e-9)  # constant emotion offsets cancel
+    assert emo_row["LVE"] != base_row["LVE"]
+    table = (out / "results.md").read_text()
+    assert "| fake+AUBlendNet | mead |" in table
+
+
+def test_faceformer_rows_on_lgldm_mead(tmp_path):
+    faceformer_tiny = pytest.importorskip("faceformer_tiny")
+    from test_eval_synth import write_mead_lgldm
+
+    root = tmp_path / "MEAD"
+    write_mead_lgldm(root)
+    checkpoint = faceformer_tiny.write_tiny_faceformer_checkpoint(tmp_path / "tiny.pth", vertice_dim=V * 3)
+    np.save(tmp_path / "basis.npy", np.random.default_rng(4).normal(scale=0.01, size=(NUM_AUS + 1, V * 3)).astype(np.float32))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "eval", "--dataset", "mead", "--data-root", str(root), "--model", "faceformer", "--checkpoint", str(checkpoint),
+        "--au-basis", str(tmp_path / "basis.npy"), "--regions", str(write_masks(tmp_path / "m.pkl")), "--out", str(out),
+        "--device", "cpu",
+    ])
+    assert result.exit_code == 0, (result.output, result.exception)
+    base_row, emo_row = json.loads((out / "results.json").read_text())["rows"]
+    assert (base_row["method"], emo_row["method"]) == ("faceformer", "faceformer+AUBlendNet")
+    # test split M037, M040 with 8 and 9 frames at 25 fps; 30 fps output retimed to cover each clip
+    assert base_row["sequences"] == emo_row["sequences"] == 2 and base_row["frames"] == emo_row["frames"] == 17
+    for row in (base_row, emo_row):
+        assert all(np.isfinite(row[m]) and row[m] > 0 for m in ("LVE", "V-LVE", "MVE"))
+    assert emo_row["V-LVE"] == pytest.approx(base_row["V-LVE"], rel=1e-9)
+    assert emo_row["diversity"] > 0
+    assert base_row["diversity"] is None or base_row["diversity"] > 0  # styles: when the adapter lists them
