@@ -102,7 +102,7 @@ def num_feature_frames(num_samples: int, encoder: nn.Module) -> int:
     """Length of the CNN output for `num_samples` of audio (50 Hz for the base architectures)."""
     length = num_samples
     for kernel, stride in zip(encoder.config.conv_kernel, encoder.config.conv_stride):
-        length = (length - kernel) // stride + 1
+        length = (length - kernel) // stride + 1 if length >= kernel else 0
     return length
 
 
@@ -114,8 +114,8 @@ def extract_features(encoder: nn.Module, audio: torch.Tensor) -> torch.Tensor:
     Returns:
         `(B, L, C)` features at 50 Hz.
     """
-    if audio.shape[-1] < encoder.config.conv_kernel[0]:
-        raise TalkingFacesError(f"The audio is too short ({audio.shape[-1]} samples) for the speech encoder; give at least 0.1 s.")
+    if num_feature_frames(audio.shape[-1], encoder) < 1:
+        raise TalkingFacesError(f"The audio is too short ({audio.shape[-1]} samples) for the speech encoder; give at least 0.05 s.")
     return encoder.feature_extractor(audio).transpose(1, 2)
 
 

@@ -27,6 +27,8 @@ class SpeechAdapter(ABC):
     needs_basis: ClassVar[bool] = False
     # True when from_checkpoint accepts `fps=` and animates at any frame rate.
     any_fps: ClassVar[bool] = False
+    # Names of the speaking styles the model was trained on (the `style` conditioning), if any.
+    styles: tuple[str, ...] = ()
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -50,7 +51,8 @@ def speech(seconds: float, folder: Path) -> Path:
     return path
 
 
-def time_command(audio: Path, folder: Path, size: int) -> tuple[float, Path]:
+def time_command(audio: Path, folder: Path, size: int) -> tuple[float, float, Path]:
+    """Wall seconds and CPU seconds (the command and its ffmpeg) of one `talkface render`."""
     talkface = Path(sys.executable).parent / "talkface"
     vertices = folder / "vertices.npy"
     command = [
@@ -58,9 +60,13 @@ def time_command(audio: Path, folder: Path, size: int) -> tuple[float, Path]:
         "--text", (ROOT / "assets" / "sample_speech.txt").read_text().strip(),
         "--out", str(folder / "out.mp4"), "--save-vertices", str(vertices),
     ]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, check=True)
-    return time.perf_counter() - start, vertices
+    wall = time.perf_counter() - start
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = cpu_after.ru_utime - cpu_before.ru_utime + cpu_after.ru_stime - cpu_before.ru_stime
+    return wall, cpu, vertices
 
 
 def time_renderers(vertices: np.ndarray, faces: np.ndarray, size: int) -> tuple[float, float, str]:
@@ -99,13 +105,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="talkface-bench-") as name:
         folder = Path(name)
         audio = speech(args.seconds, folder)
-        wall, vertices_path = time_command(audio, folder, args.size)
+        load = os.getloadavg()[0]
+        wall, cpu, vertices_path = time_command(audio, folder, args.size)
         vertices = np.load(vertices_path)
     faces = load_default_character().faces
     reused, fresh, backend = time_renderers(vertices[: args.baseline_frames], faces, args.size)
-    print(f"machine: {machine()}; OpenGL backend {backend}")
+    print(f"machine: {machine()}; OpenGL backend {backend}; load average {load:.1f} before the run")
     print(f"talkface render, {args.seconds:g} s of speech, {vertices.shape[0]} frames at {args.size}²: "
-          f"{wall:.1f} s wall, real-time factor {wall / args.seconds:.2f}")
+          f"{wall:.1f} s wall, real-time factor {wall / args.seconds:.2f} ({cpu:.1f} CPU s with ffmpeg)")
     print(f"render loop: one reused renderer {reused:.1f} fps, new renderer per frame (upstream) {fresh:.1f} fps, "
           f"ratio {reused / fresh:.2f}x")
 

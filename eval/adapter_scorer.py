@@ -54,7 +54,7 @@ class AdapterScorer:
         self.spec = spec
         self.device = resolve_device(spec.device)
         self.adapter = load_adapter(spec.model, spec.checkpoint, self.device)
-        self.styles = tuple(getattr(self.adapter, "styles", ()) or ()) if spec.style_diversity else ()
+        self.styles = tuple(self.adapter.styles) if spec.style_diversity else ()
         self._bases: dict[str, AUBasis] = {}
 
     def _basis(self, identity: Identity) -> AUBasis | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ class ResultCache:
                     )
                     for i, method in enumerate(data["methods"])
                 }
-        except (OSError, KeyError, ValueError):  # a damaged file is recomputed
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # a damaged file is recomputed
             return None
 
     def save(self, name: str, fingerprint: str, scores: dict[str, MethodScores]) -> None:

@@ -9,18 +9,18 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any
 
 from talking_faces.errors import TalkingFacesError
 
+from .scorers import Scorer, ScorerSpec
 from .scoring import MethodScores
 from .sequences import Sequence
 
 Result = tuple[str, dict[str, MethodScores]]
-_worker_scorer: Any = None
+_worker_scorer: Scorer | None = None
 
 
-def _init_worker(spec: Any) -> None:
+def _init_worker(spec: ScorerSpec) -> None:
     global _worker_scorer
     _worker_scorer = spec.build()
 
@@ -29,7 +29,7 @@ def _score_in_worker(sequence: Sequence) -> Result:
     return sequence.name, _worker_scorer.score(sequence)
 
 
-def run_serial(spec: Any, sequences: list[Sequence]) -> Iterator[Result]:
+def run_serial(spec: ScorerSpec, sequences: list[Sequence]) -> Iterator[Result]:
     if not sequences:
         return
     scorer = spec.build()
@@ -37,7 +37,7 @@ def run_serial(spec: Any, sequences: list[Sequence]) -> Iterator[Result]:
         yield sequence.name, scorer.score(sequence)
 
 
-def run_processes(spec: Any, sequences: list[Sequence], workers: int) -> Iterator[Result]:
+def run_processes(spec: ScorerSpec, sequences: list[Sequence], workers: int) -> Iterator[Result]:
     """`workers` spawned processes (spawn, not fork: torch and fork do not mix)."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(spec,)) as pool:
@@ -52,7 +52,7 @@ def run_processes(spec: Any, sequences: list[Sequence], workers: int) -> Iterato
                 future.cancel()
 
 
-def run_ray(spec: Any, sequences: list[Sequence], address: str, workers: int) -> Iterator[Result]:
+def run_ray(spec: ScorerSpec, sequences: list[Sequence], address: str, workers: int) -> Iterator[Result]:
     """One Ray actor per worker, each holding a scorer; `address` "local" starts a local Ray instance.
 
     Dataset files must be readable at the same paths on every Ray node; results come back to the caller.
@@ -75,14 +75,14 @@ def run_ray(spec: Any, sequences: list[Sequence], address: str, workers: int) ->
 
 
 class _RayScorer:
-    def __init__(self, spec: Any) -> None:
+    def __init__(self, spec: ScorerSpec) -> None:
         self.scorer = spec.build()
 
     def score(self, sequence: Sequence) -> Result:
         return sequence.name, self.scorer.score(sequence)
 
 
-def run_map(spec: Any, sequences: list[Sequence], workers: int = 1, ray_address: str | None = None) -> Iterator[Result]:
+def run_map(spec: ScorerSpec, sequences: list[Sequence], workers: int = 1, ray_address: str | None = None) -> Iterator[Result]:
     """Score every sequence with the backend the options choose."""
     if ray_address is not None:
         return run_ray(spec, sequences, ray_address, workers)

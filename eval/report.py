@@ -38,7 +38,8 @@ def to_markdown(result: EvalResult) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in result.rows:
         values = ["–" if row[m] is None else f"{row[m] / 10.0 ** SCALES[m][0]:.4f}" for m in METRICS]
-        lines.append("| " + " | ".join([row["method"], row["dataset"], *values, str(row["sequences"]), str(row["frames"])]) + " |")
+        cells = [row["method"], row["dataset"], *values, str(row["sequences"]), str(row["frames"])]
+        lines.append("| " + " | ".join(cells) + " |")
     regions = result.regions
     notes = [
         "",

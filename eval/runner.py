@@ -9,7 +9,7 @@ from typing import Any
 
 from .cache import ResultCache, config_hash
 from .executors import run_map
-from .scorers import MissingPredictions
+from .scorers import MissingPredictions, ScorerSpec
 from .scoring import MethodScores, pool
 from .sequences import Sequence
 
@@ -52,7 +52,7 @@ class EvalResult:
 def evaluate(
     dataset: str,
     sequences: list[Sequence],
-    spec: Any,
+    spec: ScorerSpec,
     out: Path,
     context: dict[str, Any] | None = None,
     workers: int = 1,

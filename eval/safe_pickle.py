@@ -62,11 +62,13 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def _numpy_attr(module: str, name: str) -> Any:
     import importlib
 
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):  # numpy 1 pickles name numpy.core; numpy 2 moved it to numpy._core
-        other = module.replace("numpy.core", "numpy._core") if "numpy.core" in module else module.replace("numpy._core", "numpy.core")
-        return getattr(importlib.import_module(other), name)
+    # numpy 2 moved numpy.core to numpy._core; pickles name either. Try the current name first.
+    for candidate in (module.replace("numpy.core", "numpy._core"), module.replace("numpy._core", "numpy.core")):
+        try:
+            return getattr(importlib.import_module(candidate), name)
+        except (ImportError, AttributeError):
+            continue
+    raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
 
 def load_pickle(path: str | Path) -> Any:

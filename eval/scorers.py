@@ -31,7 +31,25 @@ class MissingPredictions(TalkingFacesError):
 
 
 class Scorer(Protocol):
-    def score(self, sequence: Sequence) -> dict[str, MethodScores]: ...
+    def score(self, sequence: Sequence) -> dict[str, MethodScores]:
+        """Method name -> that method's terms on `sequence`."""
+
+
+class ScorerSpec(Protocol):
+    """A picklable description of what to score; `build()` makes the scorer (once per worker)."""
+
+    regions: Regions
+
+    def methods(self) -> list[str]:
+        """Row names, in table order."""
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able settings that change the numbers (hashed to key the cache)."""
+
+    def fingerprint(self, sequence: Sequence) -> str:
+        """Per-sequence inputs beyond `config()`, e.g. prediction file stamps."""
+
+    def build(self) -> Scorer: ...
 
 
 def file_stamp(path: Path | None) -> list[Any] | None:
@@ -79,17 +97,14 @@ class PredictionSpec:
         files = self.files(sequence)
         if not files:
             raise MissingPredictions(
-                f"No prediction for {sequence.name}: expected {self.predictions / (sequence.name + CONDITION_TAG)}<condition>.npy; "
+                f"No prediction for {sequence.name}: expected "
+                f"{self.predictions / (sequence.name + CONDITION_TAG)}<condition>.npy; "
                 "write it, or pass --skip-missing to score the rest."
             )
         return json.dumps([file_stamp(f) for f in files])
 
     def build(self) -> "PredictionScorer":
         return PredictionScorer(self)
-
-
-def condition_of(path: Path, sequence: Sequence) -> str:
-    return path.stem[len(sequence.name) + len(CONDITION_TAG):]
 
 
 def load_prediction(path: Path, num_vertices: int) -> np.ndarray:
@@ -104,7 +119,8 @@ def load_prediction(path: Path, num_vertices: int) -> np.ndarray:
         frames = None
     if frames is None or frames.shape[0] == 0 or not np.isfinite(frames).all():
         raise TalkingFacesError(
-            f"Prediction {path} has shape {array.shape}; expected finite (T, {num_vertices * 3}) or (T, {num_vertices}, 3) vertices, T >= 1."
+            f"Prediction {path} has shape {array.shape}; expected finite (T, {num_vertices * 3}) or "
+            f"(T, {num_vertices}, 3) vertices, T >= 1."
         )
     return frames
 

@@ -18,9 +18,10 @@ class Sequence:
             `{name}_condition_{condition}.npy`.
         subject: speaker id (VOCASET subject, MEAD `M003`, ...).
         audio_path: the utterance's audio file.
-        template: `(V, 3)` float32 neutral mesh of the subject, native units.
+        template: `(V, 3)` neutral mesh of the subject, native units, at the file's precision.
         fps: frame rate of the ground truth returned by `load_vertices`.
-        load_vertices: returns the `(T, V, 3)` float32 ground truth (loaded lazily: datasets are large).
+        load_vertices: returns the `(T, V, 3)` ground truth at the file's precision (float64 data stays
+            float64 so metrics stay exact), loaded lazily because datasets are large.
         emotion: canonical emotion name (neutral, happy, sad, surprise, fear, angry, disgust, contempt) or None.
         intensity: MEAD intensity level 1..3, or None.
         sentence: sentence id within the subject, or None.

@@ -71,7 +71,7 @@ MOUTH_Y, MOUTH_HALF_WIDTH, LIP_HALF_GAP, LIP_ROLL = -45.0, 25.0, 0.9, 6.0
 EYE_CENTRE = np.array([31.0, 20.0, 25.0])
 EYE_RADIUS = 12.5
 EYE_INNER_X, EYE_OUTER_X = 20.5, 43.5
-UPPER_LID_ANGLE, LOWER_LID_ANGLE, LID_GAP = 0.42, 0.32, 0.8  # lid opening (rad) over the eyeball
+UPPER_LID_ANGLE, LOWER_LID_ANGLE, LID_GAP = 0.42, 0.32, 1.0  # lid opening (rad) over the eyeball
 EAR_CENTRE, EAR_HEIGHT = np.array([2.0, -16.0]), 9.0  # ear: (y, z) of its centre, and how far it stands out
 
 
@@ -205,7 +205,7 @@ def _uv_sphere(n_lat: int = 14, n_lon: int = 24) -> tuple[np.ndarray, np.ndarray
 def _eyeball(centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eyeball vertices `(V, 3)` mm with a slight corneal bulge, and faces."""
     unit, faces = _uv_sphere()
-    cornea = np.clip((unit[:, 2] - 0.85) / 0.15, 0, 1) ** 2 * 0.9
+    cornea = np.clip((unit[:, 2] - 0.85) / 0.15, 0, 1) ** 2 * 0.5  # stays inside the lids
     return centre + unit * (EYE_RADIUS + cornea)[:, None], faces
 
 

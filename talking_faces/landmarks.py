@@ -119,12 +119,13 @@ def _front_vertex_near(points: np.ndarray, candidates: np.ndarray, x: float, y: 
 def jaw_hinges(skin: np.ndarray, eye_centre_l: np.ndarray, eye_centre_r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Left and right ends of the jaw's opening axis, just inside the skin in front of the ears.
 
-    It sits below and behind the eyes (0.4 and 0.55 eye distances): an effective pivot that, like the
-    real glide of the condyle, swings the chin down more than back.
+    It is the effective pivot of mouth opening, not the condyle: as the condyles glide forward, the
+    mandible turns about a point low on its ramus (near the mandibular foramen), so the chin swings
+    down more than back. It sits 0.9 eye distances below and 0.55 behind the eyes.
     """
     distance = float(np.linalg.norm(eye_centre_l - eye_centre_r))
     mid = 0.5 * (eye_centre_l + eye_centre_r)
-    y, z = mid[1] - 0.4 * distance, mid[2] - 0.55 * distance
+    y, z = mid[1] - 0.9 * distance, mid[2] - 0.55 * distance
     near = skin[np.hypot(skin[:, 1] - y, skin[:, 2] - z) < 0.1 * distance]
     half_width = (np.abs(near[:, 0] - mid[0]).max() if len(near) else distance) - 0.12 * distance
     return (np.array([mid[0] + half_width, y, z]), np.array([mid[0] - half_width, y, z]))
@@ -148,6 +149,12 @@ def _eye_rims(points: np.ndarray, skin: np.ndarray, adjacency, centre: np.ndarra
     outside[skin] = dist[skin]
     tucked = (adjacency @ (outside < radius * 0.96).astype(np.float64)) > 0
     rim = np.flatnonzero((outside >= radius * 0.96) & (outside < radius * 1.22) & tucked & (points[:, 2] > centre[2]))
+    # Keep one vertex per 10-degree sector round the eye: the one nearest its centre in the front view,
+    # i.e. the lid margin itself rather than the rows that fold behind it.
+    rel = points[rim, :2] - centre[:2]
+    sector = np.floor((np.arctan2(rel[:, 1], rel[:, 0]) + np.pi) / np.radians(10)).astype(int)
+    order = np.lexsort((np.hypot(rel[:, 0], rel[:, 1]), sector))
+    rim = rim[order][np.concatenate([[True], np.diff(sector[order]) != 0])]
     if len(rim) < 6:
         raise TalkingFacesError("Cannot find the eyelid rims of this FLAME mesh; pass an AU basis with --au-basis.")
     lateral = (points[rim, 0] - centre[0]) * -inward  # grows from the inner to the outer corner

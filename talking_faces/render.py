@@ -12,7 +12,7 @@ from .gl import APT_PACKAGES, use_backend
 
 # Vertical field of view: a portrait lens, close to the upstream demo's 19 degrees.
 FIELD_OF_VIEW = math.radians(20.0)
-FRAME_MARGIN = 1.18  # room around the face for jaw drops and head motion
+FRAME_MARGIN = 1.1  # room around the mesh for jaw drops
 BACKGROUND = (0.17, 0.18, 0.21)
 # Linear RGB (the shader outputs gamma 2.2): about sRGB (0.87, 0.68, 0.58), a light skin tone.
 SKIN = (0.72, 0.42, 0.30, 1.0)

@@ -67,8 +67,10 @@ TERMS: dict[str, list[Term]] = {
     "AU23": [("mouth_corner", (-2, 0, 0), (22, 14, 18), (-0.85, 0.1, 0.3), None, 1.0),
              ("upper_lip_centre", (0, 0, 0), (22, 10, 16), (0.0, -0.4, 0.0), "upper", 0.3),
              ("lower_lip_centre", (0, 0, 0), (22, 10, 16), (0.0, 0.4, 0.0), "lower", 0.3)],
-    "AU24": [("upper_lip_centre", (0, 0, 0), (26, 12, 18), (0.0, -0.4, -0.6), "upper", 1.0),
-             ("lower_lip_centre", (0, 0, 0), (26, 12, 18), (0.0, 0.6, -0.5), "lower", 1.0)],
+    # Pressing: both lips move up and back together, closing only a little (they must not cross).
+    "AU24": [("mouth_centre", (0, 0, 0), (30, 16, 20), (0.0, 0.5, -0.85), None, 1.0),
+             ("upper_lip_centre", (0, 0, 0), (24, 10, 16), (0.0, -0.12, 0.0), "upper", 1.0),
+             ("lower_lip_centre", (0, 0, 0), (24, 10, 16), (0.0, 0.2, 0.0), "lower", 1.0)],
     "AU25": [("upper_lip_centre", (0, 0, 0), (26, 12, 18), (0.0, 1.0, 0.0), "upper", 0.3),
              ("lower_lip_centre", (0, 0, 0), (26, 14, 18), (0.0, -0.93, -0.33), "lower", 1.0)],
     "AU28": [("mouth_centre", (0, 0, 0), (28, 18, 20), (0.0, 0.0, -1.0), None, 1.0)],
@@ -98,9 +100,15 @@ def rotation_offsets(points: np.ndarray, pivot: np.ndarray, axis: np.ndarray, an
     return rotated - r
 
 
-def mirror_map(points: np.ndarray, plane_x: float) -> np.ndarray:
-    """For each vertex `(V,)`, the vertex nearest to its reflection in the plane x = plane_x."""
+def mirror_map(points: np.ndarray, plane_x: float, features: np.ndarray | None = None) -> np.ndarray:
+    """For each vertex `(V,)`, the vertex nearest to its reflection in the plane x = plane_x.
+
+    `features (V, k)`, mirror-invariant and appended to the positions, keep the match within a part
+    (eyeball to eyeball, upper lip to upper lip) where parts touch.
+    """
     reflected = points * np.array([-1.0, 1.0, 1.0]) + np.array([2.0 * plane_x, 0.0, 0.0])
+    if features is not None:
+        points, reflected = np.hstack([points, features]), np.hstack([reflected, features])
     return cKDTree(points).query(reflected)[1]
 
 
@@ -117,11 +125,12 @@ class _Face:
     landmarks: Landmarks
     mm: float  # one sample millimetre in mesh units
     skin: np.ndarray  # (V,) 1 on skin, 0 on the eyeballs
-    outward: np.ndarray  # (V,) smooth sign of x - midline
+    outward: np.ndarray  # (V,) -1..1, the sign of x - midline, ramping linearly across it
     upper: np.ndarray  # (V,) 1 on the upper-lip side of the mouth opening, 0 on the lower side
     jaw: np.ndarray  # (V,) how rigidly each vertex follows the jaw
     upper_lid: dict[str, np.ndarray]  # side -> (V,) weight of the upper eyelid
     lower_lid: dict[str, np.ndarray]  # side -> (V,) weight of the lower eyelid
+    mirror: np.ndarray  # (V,) mirror partner of each vertex
 
     def point(self, name: str) -> np.ndarray:
         if name == "mouth_centre":
@@ -135,10 +144,16 @@ def _sided_distances(graph, first: np.ndarray, second: np.ndarray, limit: float)
 
 
 def _side_weight(d_first: np.ndarray, d_second: np.ndarray, band: float) -> np.ndarray:
-    """1 where a vertex is nearer (over the surface) to the first set, 0 nearer the second, 0.5 if unreached."""
-    reached = np.isfinite(d_first) | np.isfinite(d_second)
+    """1 where a vertex is nearer (over the surface) to the first set, 0 nearer the second, 0.5 if unreached.
+
+    The transition is `band` wide at the sets and widens with the distance from them, so the
+    split is sharp across the opening and gentle on the cheeks.
+    """
+    near = np.minimum(d_first, d_second)
+    reached = np.isfinite(near)
     diff = np.where(reached, np.minimum(d_second, 1e30) - np.minimum(d_first, 1e30), 0.0)
-    return smoothstep(-band, band, diff)
+    width = band + 0.5 * np.where(reached, near, 0.0)
+    return smoothstep(-1.0, 1.0, diff / width)
 
 
 def _prepare(points: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -> _Face:
@@ -163,7 +178,7 @@ def _prepare(points: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -> _Fa
     normal *= np.sign(normal[1]) / np.linalg.norm(normal)
     below = 1.0 - smoothstep(-14 * mm, 10 * mm, (points - hinge) @ normal)
     mouth = 0.5 * (lm["upper_lip_centre"] + lm["lower_lip_centre"])
-    near_mouth = falloff(np.sum((points - mouth) ** 2, axis=1) / (35 * mm) ** 2)
+    near_mouth = 1.0 - smoothstep(30 * mm, 50 * mm, np.linalg.norm(points - mouth, axis=1))
     jaw = near_mouth * (1.0 - upper) + (1.0 - near_mouth) * below
     jaw *= smoothstep(hinge[2] - 5 * mm, hinge[2] + 20 * mm, points[:, 2])
     jaw *= smoothstep(lm["chin"][1] - 45 * mm, lm["chin"][1] - 12 * mm, points[:, 1])
@@ -176,9 +191,12 @@ def _prepare(points: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -> _Fa
         upper_lid[side] = skin * on_upper * falloff(np.nan_to_num(d_up / (16 * mm), posinf=1.0) ** 2)
         lower_lid[side] = skin * (1 - on_upper) * falloff(np.nan_to_num(d_low / (9 * mm), posinf=1.0) ** 2)
 
-    midline = landmarks.symmetry_x
-    outward = np.tanh((points[:, 0] - midline) / (4 * mm))
-    return _Face(points, landmarks, mm, skin, outward, upper, jaw * skin, upper_lid, lower_lid)
+    # Linear through the midline, so pulls towards it (pucker, tightener) never fold the lips over.
+    outward = np.clip((points[:, 0] - landmarks.symmetry_x) / (20 * mm), -1.0, 1.0)
+    # Mirror partners are matched within parts (skin/eyeball, upper/lower lip), which touch on FLAME.
+    parts = np.stack([upper * 10 * mm, (1.0 - skin) * 100 * landmarks.eye_distance], axis=1)
+    mirror = mirror_map(points, landmarks.symmetry_x, parts)
+    return _Face(points, landmarks, mm, skin, outward, upper, jaw * skin, upper_lid, lower_lid, mirror)
 
 
 def _term_field(face: _Face, term: Term) -> np.ndarray:
@@ -235,12 +253,13 @@ def _eye_turn(face: _Face, axis: np.ndarray, angle: float, lids: bool) -> np.nda
     return field
 
 
-def _jaw_rotation(face: _Face, chin_travel_mm: float) -> np.ndarray:
-    """Jaw opening: rotation about the hinge axis that moves the chin by `chin_travel_mm`, times the jaw weight."""
+def _jaw_rotation(face: _Face, travel_mm: float) -> np.ndarray:
+    """Jaw opening: rotation about the hinge axis, times the jaw weight, whose largest travel is `travel_mm`."""
     lm = face.landmarks.points
-    hinge = 0.5 * (lm["jaw_hinge_l"] + lm["jaw_hinge_r"])
-    angle = chin_travel_mm * face.mm / np.linalg.norm(lm["chin"] - hinge)
-    return rotation_offsets(face.points, hinge, lm["jaw_hinge_l"] - lm["jaw_hinge_r"], face.jaw * angle)
+    hinge, axis = 0.5 * (lm["jaw_hinge_l"] + lm["jaw_hinge_r"]), lm["jaw_hinge_l"] - lm["jaw_hinge_r"]
+    radius = np.linalg.norm(np.cross(face.points - hinge, axis / np.linalg.norm(axis)), axis=1)
+    angle = travel_mm * face.mm / np.max(face.jaw * radius)
+    return rotation_offsets(face.points, hinge, axis, face.jaw * angle)
 
 
 def _raw_fields(face: _Face) -> dict[str, np.ndarray]:
@@ -264,7 +283,8 @@ def rig_offsets(vertices: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -
     points = np.asarray(vertices, dtype=np.float64)
     face = _prepare(points, faces, landmarks)
     fields = _raw_fields(face)
-    mirror = mirror_map(points, landmarks.symmetry_x)
+    mirror = face.mirror
+    eyeballs = face.skin == 0.0
     offsets = np.zeros((NUM_AUS, len(points), 3))
     sided = {right: left for left, right in MIRROR_PAIRS}
     for k, au in enumerate(AU_NAMES):
@@ -272,7 +292,7 @@ def rig_offsets(vertices: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -
             continue
         field = fields[au]
         if au not in sided.values():  # bilateral: average with its mirror image
-            field = 0.5 * (field + mirror_field(field, mirror))
+            field = np.where(eyeballs[:, None], field, 0.5 * (field + mirror_field(field, mirror)))  # eyeballs stay rigid
         if au in TARGET_MAX_MM and au not in ("AU26", "AU27"):
             peak = np.linalg.norm(field, axis=1).max()
             field = field * (TARGET_MAX_MM[au] * face.mm / peak if peak > 0 else 0.0)
@@ -280,6 +300,11 @@ def rig_offsets(vertices: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -
     for left, right in MIRROR_PAIRS:
         offsets[AU_INDEX[right]] = mirror_field(offsets[AU_INDEX[left]], mirror)
     return offsets.astype(np.float32)
+
+
+def symmetry_map(vertices: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -> np.ndarray:
+    """The mirror partner `(V,)` of each vertex that the rig symmetrises with."""
+    return _prepare(np.asarray(vertices, dtype=np.float64), faces, landmarks).mirror
 
 
 _CACHE: OrderedDict[str, AUBasis] = OrderedDict()

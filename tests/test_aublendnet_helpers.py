@@ -15,17 +15,17 @@ from talking_faces.basis import AUBLENDSET_TARGETS, AUBLENDSET_TEMPLATE
 HEADS = 2
 
 
-def tiny_configs(num_vertices: int) -> tuple[CodebookConfig, PredictorConfig]:
-    """Small dims: hidden 32, 2 heads, 2 layers, codebook 16 x 8 (4 codes per token)."""
-    cb = CodebookConfig(vertex_dim=3 * num_vertices, hidden=32, num_layers=2, num_heads=HEADS, intermediate=48, num_codes=16, code_dim=8)
-    pr = PredictorConfig(vertex_dim=3 * num_vertices, feature_dim=32, num_layers=2, num_heads=HEADS, mlp_hidden=64, code_width=32)
+def tiny_configs(num_vertices: int, heads: int = HEADS) -> tuple[CodebookConfig, PredictorConfig]:
+    """Small dims: hidden 32, 2 layers, codebook 16 x 8 (4 codes per token)."""
+    cb = CodebookConfig(vertex_dim=3 * num_vertices, hidden=32, num_layers=2, num_heads=heads, intermediate=48, num_codes=16, code_dim=8)
+    pr = PredictorConfig(vertex_dim=3 * num_vertices, feature_dim=32, num_layers=2, num_heads=heads, mlp_hidden=64, code_width=32)
     return cb, pr
 
 
-def tiny_models(num_vertices: int, seed: int = 0) -> StyleBlendNet:
+def tiny_models(num_vertices: int, seed: int = 0, heads: int = HEADS) -> StyleBlendNet:
     """A random tiny predictor with its codebook; codes spread and feat_map non-zero so outputs depend on T."""
     torch.manual_seed(seed)
-    cb_cfg, pr_cfg = tiny_configs(num_vertices)
+    cb_cfg, pr_cfg = tiny_configs(num_vertices, heads)
     codebook = AUCodebook(cb_cfg)
     model = StyleBlendNet(pr_cfg, codebook)
     with torch.no_grad():

@@ -1,5 +1,11 @@
 """AUBlendNet training on synthetic identities: losses fall, official files, resume."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 import torch
 
 from talking_faces.aublendnet.checkpoints import load_codebook, load_predictor, read_state_dict
@@ -15,8 +21,8 @@ V = 30
 def test_both_stages_reduce_the_loss_and_write_official_files(tmp_path):
     data = write_synthetic_aublendset(tmp_path / "data", num_identities=6, num_vertices=V)
     cb_cfg, pr_cfg = tiny_configs(V)
-    stage1 = train_codebook(data, tmp_path / "s1", cb_cfg, TrainSettings(epochs=6, lr=2e-3), device="cpu")
-    assert len(stage1.epoch_losses) == 6
+    stage1 = train_codebook(data, tmp_path / "s1", cb_cfg, TrainSettings(epochs=15, lr=2e-3), device="cpu")
+    assert len(stage1.epoch_losses) == 15
     assert stage1.epoch_losses[-1] < 0.5 * stage1.epoch_losses[0]
     codebook = load_codebook(stage1.checkpoint, HEADS)
     assert set(read_state_dict(stage1.checkpoint, "s1")) == set(codebook.state_dict())
@@ -28,7 +34,8 @@ def test_both_stages_reduce_the_loss_and_write_official_files(tmp_path):
     torch.manual_seed(131)  # the training seed: this is the initial model
     before = _dataset_loss(StyleBlendNet(pr_cfg, codebook), rows)
     stage2 = train_predictor(data, tmp_path / "s2", stage1.checkpoint, pr_cfg, TrainSettings(epochs=5, lr=1e-3), "cpu", HEADS)
-    assert _dataset_loss(load_predictor(stage2.checkpoint, codebook, HEADS), rows) < 0.8 * before
+    assert _dataset_loss(load_predictor(stage2.checkpoint, codebook, HEADS), rows) < 0.6 * before
+    assert stage2.epoch_losses[-1] < 0.6 * stage2.epoch_losses[0]
     keys = set(read_state_dict(stage2.checkpoint, "s2"))
     assert not any(k.startswith("autoencoder.") for k in keys) and "feat_map.weight" in keys
 
@@ -47,3 +54,21 @@ def test_training_resumes_from_the_sidecar(tmp_path):
     state = torch.load(tmp_path / "s1" / "train_state.pt", weights_only=True)
     assert state["epoch"] == 3 and len(state["losses"]) == 3
     assert train_codebook(data, tmp_path / "s1", cb_cfg, TrainSettings(epochs=3, lr=1e-3), device="cpu").epoch_losses == []
+
+
+def test_torchrun_ddp_two_processes(tmp_path):
+    script = Path(sys.executable).with_name("talkface")
+    if not script.is_file():
+        pytest.skip("talkface console script not installed")
+    data = write_synthetic_aublendset(tmp_path / "data", num_identities=3, num_vertices=V)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--no-python", str(script),
+           "train", "aublendnet", "--stage", "codebook", "--data-root", str(data), "--out", str(tmp_path / "s1"),
+           "--epochs", "2", "--lr", "1e-3", "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2",
+           "--num-codes", "16", "--code-dim", "8", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    state = torch.load(tmp_path / "s1" / "train_state.pt", weights_only=True)
+    assert state["epoch"] == 2 and len(state["losses"]) == 2
+    assert load_codebook(tmp_path / "s1" / "model.pth.tar", 2).config.num_layers == 1
+    assert sorted(p.name for p in (tmp_path / "s1").iterdir()) == ["model.pth.tar", "train_state.pt"]

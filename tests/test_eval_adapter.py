@@ -70,7 +70,8 @@ def test_adapter_mode_rows_with_and_without_aublendnet(tmp_path, monkeypatch):
     masks = write_masks(tmp_path / "FLAME_masks.pkl")
     out = tmp_path / "out"
     result = CliRunner().invoke(app, [
-        "eval", "--dataset", "mead", "--data-root", str(root), "--model", "fake", "--checkpoint", str(checkpoint),
+        "eval", "--dataset", "mead", "--data-root", str(root), "--split", "pred-test", "--model", "fake",
+        "--checkpoint", str(checkpoint),
         "--au-basis", str(tmp_path / "basis.npy"), "--regions", str(masks), "--out", str(out), "--device", "cpu",
     ])
     assert result.exit_code == 0, (result.output, result.exception)

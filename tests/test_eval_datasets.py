@@ -3,7 +3,9 @@ import pickle
 import numpy as np
 import pytest
 import soundfile
-from test_eval_synth import V, VOCA_TEST, VOCA_TRAIN, motion, template, write_mead_emote, write_mead_lgldm, write_vocaset, write_wav
+from test_eval_synth import (
+    V, VOCA_TEST, VOCA_TRAIN, motion, template, write_mead_emote, write_mead_lgldm, write_vocaset, write_wav,
+)
 from typer.testing import CliRunner
 
 from talking_faces.cli import app
@@ -94,12 +96,14 @@ def test_raw_vocaset_conversion_through_cli(tmp_path):
 def test_mead_emote_layout(tmp_path):
     root = tmp_path / "mead"
     write_mead_emote(root)
-    seqs = read_dataset("mead", root)  # test split: neutral 37-40, emotional 28-30
+    test = read_dataset("mead", root)  # EMOTE identity split: test IDs, every sentence
+    assert [(s.name, s.subject, s.emotion, s.intensity, s.sentence) for s in test] == [
+        ("M037_005_3_1", "M037", "surprise", 2, "005")]
+    seqs = read_dataset("mead-emote", root, "pred-test")  # ProbTalk3D: neutral 37-40, emotional 28-30
     assert [(s.name, s.emotion, s.intensity) for s in seqs] == [("M003_028_6_2", "angry", 3), ("M003_037_0_0", "neutral", 1)]
     assert seqs[0].fps == 25.0 and seqs[0].load_vertices().shape == (11, V, 3)
-    unseen = read_dataset("mead-emote", root, "unseen")
-    assert [(s.name, s.emotion, s.intensity) for s in unseen] == [("M037_005_3_1", "surprise", 2)]
-    assert len(read_dataset("mead", root, "train")) == 1
+    assert [s.name for s in read_dataset("mead", root, "pred-train")] == ["M003_001_1_0"]
+    assert len(read_dataset("mead", root, "train")) == 3
 
 
 def test_mead_emote_malformed(tmp_path):
@@ -113,14 +117,14 @@ def test_mead_emote_malformed(tmp_path):
         f.unlink()
     (root / "wav" / "M003_028_6_2.wav").unlink()
     with pytest.raises(TalkingFacesError, match="M003_028_6_2.npy has no audio"):
-        read_dataset("mead", root)
+        read_dataset("mead", root, "all")
     params = tmp_path / "params"
     (params / "param").mkdir(parents=True)
     np.save(params / "param" / "M003_028_6_2.npy", np.zeros((1, 4, 403)))
     write_wav(params / "wav" / "M003_028_6_2.wav", 0.1)
     (params / "templates.pkl").write_bytes(pickle.dumps({"M003": template(0)}))
     with pytest.raises(TalkingFacesError, match="M003_028_6_2.npy holds FLAME parameters, not vertices; pass --flame-model"):
-        read_dataset("mead", params)
+        read_dataset("mead", params, "pred-test")
 
 
 @pytest.mark.parametrize("with_csv", [False, True])
@@ -163,3 +167,27 @@ def test_empty_split_says_which_subjects_it_needs(tmp_path):
                                                 "sentences 21-40; pass --split all"):
         read_dataset("vocaset", tmp_path)
     assert len(read_dataset("vocaset", tmp_path, "all")) == 6
+
+
+def test_truncated_vertex_file_names_the_file(tmp_path):
+    write_vocaset(tmp_path)
+    seq = read_dataset("vocaset", tmp_path)[0]
+    path = tmp_path / "vertices_npy" / f"{seq.name}.npy"
+    path.write_bytes(path.read_bytes()[:-100])  # the header still parses
+    with pytest.raises(TalkingFacesError, match=f"Cannot read .*{seq.name}.npy: .*truncated or corrupt"):
+        seq.load_vertices()
+
+
+def test_mead_emote_other_folder_and_template_names(tmp_path):
+    root = tmp_path / "mead"
+    write_mead_emote(root, vertex_dir="meshes")
+    (root.parent / "templates_mead_vert.pkl").rename(root / "my_templates.pkl")
+    assert [s.name for s in read_dataset("mead", root)] == ["M037_005_3_1"]
+
+
+def test_mead_lgldm_vertex_array_under_another_key(tmp_path):
+    root = tmp_path / "MEAD"
+    write_mead_lgldm(root)
+    path = root / "FLAME_ALL" / "M037" / "M037-surprised-level_3-001.npz"
+    np.savez(path, motion=np.ones((6, V, 3)), expression=np.zeros((6, 50)), pose=np.zeros((6, 6)))
+    np.testing.assert_array_equal(read_dataset("mead", root)[0].load_vertices(), np.ones((6, V, 3)))

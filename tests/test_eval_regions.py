@@ -60,8 +60,15 @@ def test_pickles_cannot_run_code(tmp_path):
     assert not marker.exists()
 
 
-def test_python2_style_pickle_needs_latin1(tmp_path):
-    # Protocol-2 pickle whose str payload holds a byte > 127, as Python 2 writes numpy data.
+def test_python2_numpy_pickle_is_read_with_latin1(tmp_path):
+    # What Python 2 writes for {"lips": int64 array} (FLAME_masks.pkl, VOCASET): the array data is a
+    # byte string with bytes > 127, readable only with encoding="latin1"; numpy named numpy.core then.
+    data = np.array([1590, 200, 3928], dtype="<i8").tobytes()
+    blob = (b"\x80\x02}q\x00U\x04lipsq\x01cnumpy.core.multiarray\n_reconstruct\nq\x02cnumpy\nndarray\nq\x03K\x00\x85U\x01b"
+            b"\x87Rq\x04(K\x01K\x03\x85cnumpy\ndtype\nq\x05U\x02i8K\x00K\x01\x87Rq\x06(K\x03U\x01<NNNJ\xff\xff\xff\xff"
+            b"J\xff\xff\xff\xffK\x00tb\x89U" + bytes([len(data)]) + data + b"tbs.")
     path = tmp_path / "py2.pkl"
-    path.write_bytes(b"\x80\x02}q\x00U\x01aq\x01U\x02\xe9\x01q\x02s.")
-    assert load_pickle(path) == {"a": "\xe9\x01"}
+    path.write_bytes(blob)
+    loaded = load_pickle(path)
+    assert list(loaded) == ["lips"]
+    np.testing.assert_array_equal(loaded["lips"], [1590, 200, 3928])

@@ -24,7 +24,8 @@ def mead_layout(root: Path) -> str:
     if mead_emote.is_emote_layout(root):
         return "mead-emote"
     raise TalkingFacesError(
-        f"{root} is not a 3D MEAD root; expected FLAME_ALL/ and AUDIO/ (LG-LDM) or wav/ with vertex/ or param/ (EMOTE/ProbTalk3D)."
+        f"{root} is not a 3D MEAD root; expected FLAME_ALL/ and AUDIO/ (LG-LDM) "
+        "or wav/ with vertex/ or param/ (EMOTE/ProbTalk3D)."
     )
 
 
@@ -34,7 +35,8 @@ def read_dataset(name: str, root: Path, split: str = "test", flame_model: Path |
     Args:
         name: `vocaset`, `mead` (layout detected), `mead-emote` or `mead-lgldm`.
         root: the dataset folder.
-        split: `test` (default), `val`, `train`, `all`; EMOTE-style MEAD also has `unseen`.
+        split: `test` (default), `val`, `train`, `all`; EMOTE-style MEAD also has ProbTalk3D's
+            `pred-train`, `pred-val`, `pred-test`.
         flame_model: FLAME `generic_model.pkl`, for layouts that store FLAME parameters.
     """
     root = Path(root)

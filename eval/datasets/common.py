@@ -29,9 +29,7 @@ def load_templates(path: Path) -> dict[str, np.ndarray]:
         raise TalkingFacesError(f"{path} must be a pickled dict subject -> (V, 3) template; it holds {type(raw).__name__}.")
     templates = {}
     for subject, value in raw.items():
-        array = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
-        if not np.issubdtype(array.dtype, np.floating):
-            array = array.astype(np.float64)
+        array = as_float(np.asarray(value.numpy() if hasattr(value, "numpy") else value))
         templates[str(subject)] = check_template(array.reshape(-1, 3) if array.ndim == 1 else array, f"{path}[{subject!r}]")
     return templates
 
@@ -60,8 +58,7 @@ def vertex_array_shape(path: Path, num_vertices: int) -> tuple[int, ...]:
         raise TalkingFacesError(f"Cannot read {path}: {exc}; the file is corrupt or not a .npy array.") from None
     if len(shape) == 3 and shape[0] == 1 and shape[2] == num_vertices * 3:
         shape = shape[1:]
-    ok = (len(shape) == 2 and shape[1] == num_vertices * 3) or (len(shape) == 3 and shape[1:] == (num_vertices, 3))
-    if not ok or shape[0] == 0:
+    if not fits_vertices(shape, num_vertices):
         raise TalkingFacesError(
             f"{path}: expected vertices of shape (T, {num_vertices * 3}) or (T, {num_vertices}, 3) with T >= 1 "
             f"(the subject's template has {num_vertices} vertices), got {shape}."
@@ -69,10 +66,23 @@ def vertex_array_shape(path: Path, num_vertices: int) -> tuple[int, ...]:
     return shape
 
 
+def fits_vertices(shape: tuple[int, ...], num_vertices: int) -> bool:
+    """True for `(T, V*3)` or `(T, V, 3)` with T >= 1."""
+    flat = len(shape) == 2 and shape[1] == num_vertices * 3
+    return (flat or (len(shape) == 3 and tuple(shape[1:]) == (num_vertices, 3))) and shape[0] > 0
+
+
 def load_vertex_file(path: Path, num_vertices: int, step: int = 1) -> np.ndarray:
     """`(T, V, 3)` vertices of a `.npy` file, every `step`-th frame, in the file's float precision."""
-    array = np.load(path, allow_pickle=False)
-    array = array.reshape(-1, num_vertices, 3)[::step]
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as exc:  # a header that parsed can still precede truncated data
+        raise TalkingFacesError(f"Cannot read {path}: {exc}; the file is truncated or corrupt.") from None
+    return as_float(array.reshape(-1, num_vertices, 3)[::step])
+
+
+def as_float(array: np.ndarray) -> np.ndarray:
+    """Float arrays as they are (float32 stays float32); anything else as float64."""
     return array if np.issubdtype(array.dtype, np.floating) else array.astype(np.float64)
 
 

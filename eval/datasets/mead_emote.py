@@ -1,14 +1,17 @@
 """3D MEAD in the EMOTE / ProbTalk3D layout (EMICA reconstructions re-packed per sequence, 25 fps).
 
-    root/vertex/<ID>_<sent>_<emo>_<int>.npy     (T, 15069) vertices, metres (also vertices_npy/ or vertices/)
+    root/vertex/<ID>_<sent>_<emo>_<int>.npy     (T, 15069) vertices, metres (also vertices_npy/, vertices/,
+                                                or any other one folder of such files)
     root/param/<ID>_<sent>_<emo>_<int>.npy      (1, T, 403) FLAME shape 300 + expression 100 + jaw 3
     root/wav/<ID>_<sent>_<emo>_<int>.wav
-    root/templates_mead_vert.pkl (or templates.pkl, here or in the parent folder): ID -> (5023, 3)
+    root/templates_mead_vert.pkl (or templates.pkl, or one *template*.pkl; here or in the parent folder):
+        ID -> (5023, 3)
 
 `<emo>` is the AffectNet index (0 neutral, 1 happy, 2 sad, 3 surprised, 4 fear, 5 disgusted, 6 angry,
 7 contempt) or an emotion name; `<int>` is 0/1/2 for MEAD level_1/2/3.
-Splits are ProbTalk3D's prediction split: its 32 IDs divided by sentence (neutral 1-32 / 33-36 /
-37-40, emotional 1-24 / 25-27 / 28-30); `unseen` is the EMOTE identity split's 8 test IDs.
+Splits: `train`/`val`/`test` are EMOTE's identity split (32 / 7 / 8 IDs, every sentence), whose test
+IDs include LG-LDM's; `pred-train`/`pred-val`/`pred-test` are ProbTalk3D's prediction split, its 32
+training IDs divided by sentence (neutral 1-32 / 33-36 / 37-40, emotional 1-24 / 25-27 / 28-30).
 """
 
 from __future__ import annotations
@@ -29,31 +32,52 @@ FPS = 25.0
 AFFECTNET_ORDER = ("neutral", "happy", "sad", "surprised", "fear", "disgusted", "angry", "contempt")
 VERTEX_DIRS = ("vertex", "vertices_npy", "vertices")
 TEMPLATE_FILES = ("templates_mead_vert.pkl", "templates.pkl")
-PRED_IDS = (
-    "M003 M005 M007 M009 M011 M012 M013 M019 M022 M023 M024 M025 M026 M027 M028 M029 M030 M031 "
-    "W009 W011 W014 W015 W016 W018 W019 W021 W023 W024 W025 W026 W028 W029"
-).split()
-UNSEEN_IDS = "M037 M039 M040 M041 M042 W037 W038 W040".split()
-# split -> sentence ranges (neutral, emotional) within PRED_IDS
-SENTENCE_SPLITS = {"train": ((1, 32), (1, 24)), "val": ((33, 36), (25, 27)), "test": ((37, 40), (28, 30))}
-SPLIT_NAMES = (*SENTENCE_SPLITS, "unseen", "all")
+IDENTITY_SPLITS = {
+    "train": tuple(
+        "M003 M005 M007 M009 M011 M012 M013 M019 M022 M023 M024 M025 M026 M027 M028 M029 M030 M031 "
+        "W009 W011 W014 W015 W016 W018 W019 W021 W023 W024 W025 W026 W028 W029".split()
+    ),
+    "val": tuple("M032 M033 M034 M035 W033 W035 W036".split()),
+    "test": tuple("M037 M039 M040 M041 M042 W037 W038 W040".split()),
+}
+# ProbTalk3D's split -> sentence ranges (neutral, emotional) within the identity split's training IDs
+SENTENCE_SPLITS = {"pred-train": ((1, 32), (1, 24)), "pred-val": ((33, 36), (25, 27)), "pred-test": ((37, 40), (28, 30))}
+SPLIT_NAMES = (*IDENTITY_SPLITS, *SENTENCE_SPLITS, "all")
 
 
 def in_split(subject: str, sentence: int, emotion: str, split: str) -> bool:
     if split == "all":
         return True
-    if split == "unseen":
-        return subject in UNSEEN_IDS
+    if split in IDENTITY_SPLITS:
+        return subject in IDENTITY_SPLITS[split]
     neutral, emotional = SENTENCE_SPLITS[split]
     first, last = neutral if emotion == "neutral" else emotional
-    return subject in PRED_IDS and first <= sentence <= last
+    return subject in IDENTITY_SPLITS["train"] and first <= sentence <= last
 
 
 def _members(split: str) -> str:
     if split in SENTENCE_SPLITS:
         neutral, emotional = SENTENCE_SPLITS[split]
         return f"ProbTalk3D's 32 IDs x sentences {neutral} (neutral) / {emotional} (emotional)"
-    return f"IDs {' '.join(UNSEEN_IDS)}" if split == "unseen" else "every sequence"
+    return f"IDs {' '.join(IDENTITY_SPLITS[split])}" if split in IDENTITY_SPLITS else "every sequence"
+
+
+def _motion_dir(root: Path) -> Path:
+    """`vertex/` (or a known alias), else the one other folder of `.npy` files, else `param/`."""
+    for name in VERTEX_DIRS:
+        if (root / name).is_dir():
+            return root / name
+    others = sorted(d for d in root.iterdir() if d.is_dir() and d.name not in ("wav", "param") and any(d.glob("*.npy")))
+    if len(others) == 1:
+        return others[0]
+    return first_existing([root / "param"], f"motion folder ({', '.join(VERTEX_DIRS)} or param/) in {root}")
+
+
+def _templates_file(root: Path) -> Path:
+    bases = (root, root.parent)
+    named = [base / f for base in bases for f in TEMPLATE_FILES]
+    found = [p for p in named if p.is_file()] or [p for base in bases for p in sorted(base.glob("*template*.pkl"))]
+    return found[0] if found else first_existing(named, "templates pickle")
 
 
 def _emotion(label: str, source: Path) -> str:
@@ -65,15 +89,15 @@ def _emotion(label: str, source: Path) -> str:
 
 
 def is_emote_layout(root: Path) -> bool:
-    return (root / "wav").is_dir() and any((root / d).is_dir() for d in (*VERTEX_DIRS, "param"))
+    return (root / "wav").is_dir()
 
 
 def read_mead_emote(root: Path, split: str = "test", flame_model: Path | None = None) -> list[Sequence]:
     """The sequences of one split, sorted by name; vertex files are preferred over parameter files."""
     wav_dir = require_dir(root / "wav", "an EMOTE-style 3D MEAD root holds wav/ and vertex/ (or param/)")
-    motion_dir = first_existing([root / d for d in (*VERTEX_DIRS, "param")], "motion folder (vertex/ or param/)")
+    motion_dir = _motion_dir(root)
     is_param = motion_dir.name == "param"
-    templates_path = first_existing([base / f for base in (root, root.parent) for f in TEMPLATE_FILES], "templates pickle")
+    templates_path = _templates_file(root)
     templates = load_templates(templates_path)
     motions = sorted(motion_dir.glob("*.npy"))
     ensure_nonempty(motions, motion_dir, ".npy motion files")

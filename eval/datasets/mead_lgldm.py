@@ -1,10 +1,11 @@
 """3D MEAD in the LG-LDM layout (EMOCA fits with identity removed; one FLAME template for everyone).
 
-    root/FLAME_ALL/<pid>/<pid>-<emotion>-level_<n>-<nnn>.npz   `vertices` (T, 15069) or (T, 5023, 3), or
+    root/FLAME_ALL/<pid>/<pid>-<emotion>-level_<n>-<nnn>.npz   `vertices` (T, 15069) or (T, 5023, 3) (or
+                                                              another array of that shape), or
                                                               FLAME `expression` (T, 50) + `pose` (T, 6)
     root/AUDIO/<pid>/<emotion>/level_<n>/<nnn>.wav (or .m4a)
     root/mead_v2.csv (optional)   columns pid, emotion, intensity, flame_id, audio_id
-    root/FLAME_template.npy       (5023, 3) template shared by all subjects
+    root/FLAME_template.npy       (5023, 3) template shared by all subjects (or FLAME_template.ply / .obj)
 
 Emotion labels are MEAD folder names (angry, contempt, disgusted, fear, happy, neutral, sad,
 surprised), mapped by name. The frame rate is not stated upstream; 25 fps is assumed (the model
@@ -22,16 +23,20 @@ from pathlib import Path
 import numpy as np
 
 from talking_faces.errors import TalkingFacesError
+from talking_faces.identity import load_identity
 
 from ..sequences import Sequence
-from .common import canonical_emotion, check_template, ensure_nonempty, parse_int, require_dir, split_hint
+from .common import (
+    as_float, canonical_emotion, check_template, ensure_nonempty, fits_vertices, parse_int, require_dir, split_hint,
+)
 from .flame_params import flame_vertices_loader
 
 FPS = 25.0
-TEMPLATE_FILE = "FLAME_template.npy"
+TEMPLATE_FILES = ("FLAME_template.npy", "FLAME_template.ply", "FLAME_template.obj")
 CSV_FILE = "mead_v2.csv"
 CSV_COLUMNS = ("pid", "emotion", "intensity", "flame_id", "audio_id")
-VERTEX_KEYS = ("vertices", "verts")
+VERTEX_KEYS = ("vertices", "verts", "vertice", "vertex")
+FLAME_KEYS = ("expression", "pose")
 AUDIO_SUFFIXES = (".wav", ".m4a")
 SPLITS = {
     "train": tuple("M003 M005 M007 M009 M011 M012 M013 M019 M022 M023 M024 M025 M026 M027 M028 M029 M030 M031 "
@@ -46,26 +51,55 @@ def is_lgldm_layout(root: Path) -> bool:
     return (root / "FLAME_ALL").is_dir()
 
 
-def _npz_vertex_shape(path: Path) -> tuple[str, tuple[int, ...]] | None:
-    """(key, shape) of the vertex array in an npz, read from its header only; None if it has none."""
+def _npz_vertex_key(path: Path, num_vertices: int) -> str | None:
+    """The vertex array's key in an npz, checked from headers only; None when it holds only FLAME parameters.
+
+    A key named in VERTEX_KEYS must have a vertex shape; otherwise any array of vertex shape is taken.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            key = next((k for k in VERTEX_KEYS if f"{k}.npy" in names), None)
-            if key is None:
-                return None
-            with archive.open(f"{key}.npy") as member:
-                version = np.lib.format.read_magic(member)
-                header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                return key, header(member)[0]
+            shapes = {}
+            for member_name in archive.namelist():
+                with archive.open(member_name) as member:
+                    version = np.lib.format.read_magic(member)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shapes[member_name.removesuffix(".npy")] = read(member)[0]
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise TalkingFacesError(f"Cannot read {path}: {exc}; the file is corrupt or not an .npz archive.") from None
+    named = next((k for k in VERTEX_KEYS if k in shapes), None)
+    if named is not None:
+        if not fits_vertices(shapes[named], num_vertices):
+            raise TalkingFacesError(
+                f"{path}['{named}']: expected (T, {num_vertices * 3}) or (T, {num_vertices}, 3) vertices, got {shapes[named]}."
+            )
+        return named
+    return next((k for k, shape in shapes.items() if k not in FLAME_KEYS and fits_vertices(shape, num_vertices)), None)
 
 
 def _load_npz_vertices(path: Path, key: str, num_vertices: int) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as data:
-        array = data[key].reshape(-1, num_vertices, 3)
-    return array if np.issubdtype(array.dtype, np.floating) else array.astype(np.float64)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            array = data[key]
+    except Exception as exc:  # numpy and zipfile raise many types for damaged archives
+        raise TalkingFacesError(f"Cannot read {path}['{key}']: {exc}; the file is truncated or corrupt.") from None
+    return as_float(array.reshape(-1, num_vertices, 3))
+
+
+def _shared_template(root: Path) -> np.ndarray:
+    """The `(V, 3)` template of every subject: an .npy in its own precision, or a PLY/OBJ mesh."""
+    path = next((root / f for f in TEMPLATE_FILES if (root / f).is_file()), None)
+    if path is None:
+        raise TalkingFacesError(
+            f"{root / TEMPLATE_FILES[0]} is missing; the LG-LDM layout needs the shared FLAME template (5023, 3) "
+            f"as {', '.join(TEMPLATE_FILES)}."
+        )
+    if path.suffix != ".npy":
+        return load_identity(path).vertices
+    try:
+        template = as_float(np.load(path, allow_pickle=False))
+    except Exception as exc:  # numpy raises many types for a corrupt file
+        raise TalkingFacesError(f"Cannot read {path}: {exc}; the file is corrupt.") from None
+    return check_template(template.reshape(-1, 3) if template.ndim == 1 else template, str(path))
 
 
 def _entries(root: Path) -> list[tuple[str, str, str, str, str, Path]]:
@@ -105,11 +139,7 @@ def _audio_path(root: Path, pid: str, emotion: str, level: str, audio_id: str, m
 def read_mead_lgldm(root: Path, split: str = "test", flame_model: Path | None = None) -> list[Sequence]:
     """The sequences of one split (`train`, `val`, `test`, `all`), sorted by name."""
     require_dir(root / "FLAME_ALL", "an LG-LDM 3D MEAD root holds FLAME_ALL/ and AUDIO/")
-    template_path = root / TEMPLATE_FILE
-    if not template_path.is_file():
-        raise TalkingFacesError(f"{template_path} is missing; the LG-LDM layout needs the shared FLAME template (5023, 3).")
-    template = np.load(template_path, allow_pickle=False)
-    template = check_template(template.reshape(-1, 3) if template.ndim == 1 else template, str(template_path))
+    template = _shared_template(root)
     sequences = []
     for pid, label, level, flame_name, audio_id, listed_in in ensure_nonempty(_entries(root), root, "FLAME_ALL sequences"):
         motion = root / "FLAME_ALL" / pid / flame_name
@@ -122,18 +152,15 @@ def read_mead_lgldm(root: Path, split: str = "test", flame_model: Path | None = 
         intensity = parse_int(level[len("level_"):], motion, "intensity level")
         emotion = canonical_emotion(label, motion)
         audio = _audio_path(root, pid, label, level, audio_id, motion)
-        found = _npz_vertex_shape(motion)
-        if found is None:
+        key = _npz_vertex_key(motion, template.shape[0])
+        if key is None:
             load = flame_vertices_loader(motion, flame_model)
         else:
-            key, shape = found
-            num = template.shape[0]
-            if not ((len(shape) == 2 and shape[1] == num * 3) or (len(shape) == 3 and shape[1:] == (num, 3))) or shape[0] == 0:
-                raise TalkingFacesError(f"{motion}['{key}']: expected (T, {num * 3}) or (T, {num}, 3) vertices, got {shape}.")
-            load = partial(_load_npz_vertices, motion, key, num)
+            load = partial(_load_npz_vertices, motion, key, template.shape[0])
         sequences.append(Sequence(
             name=motion.stem, subject=pid, audio_path=audio, template=template, fps=FPS, load_vertices=load,
             emotion=emotion, intensity=intensity, sentence=flame_name.rsplit("-", 1)[-1].removesuffix(".npz"),
         ))
     sequences.sort(key=lambda s: s.name)
-    return ensure_nonempty(sequences, root, f"sequences of the {split} split", split_hint(split, f"IDs {' '.join(SPLITS.get(split, ()))}"))
+    hint = split_hint(split, f"IDs {' '.join(SPLITS.get(split, ()))}")
+    return ensure_nonempty(sequences, root, f"sequences of the {split} split", hint)

@@ -34,6 +34,7 @@ SPLITS: dict[str, tuple[tuple[str, ...], int, int]] = {
     "test": (TEST_SUBJECTS, 21, 40),
 }
 SPLIT_NAMES = (*SPLITS, "all")
+LAYOUT = "a processed VOCASET root holds wav/, vertices_npy/ and templates.pkl"
 
 
 def in_split(subject: str, sentence: int, split: str) -> bool:
@@ -45,11 +46,11 @@ def in_split(subject: str, sentence: int, split: str) -> bool:
 
 def read_vocaset(root: Path, split: str = "test") -> list[Sequence]:
     """The sequences of one split (`train`, `val`, `test` or `all`), sorted by name."""
-    wav_dir = require_dir(root / "wav", "a processed VOCASET root holds wav/, vertices_npy/ and templates.pkl")
-    vert_dir = require_dir(root / "vertices_npy", "a processed VOCASET root holds wav/, vertices_npy/ and templates.pkl")
+    wav_dir = require_dir(root / "wav", LAYOUT)
+    vert_dir = require_dir(root / "vertices_npy", LAYOUT)
     templates_path = root / "templates.pkl"
     if not templates_path.is_file():
-        raise TalkingFacesError(f"{templates_path} is missing; a processed VOCASET root holds wav/, vertices_npy/ and templates.pkl.")
+        raise TalkingFacesError(f"{templates_path} is missing; {LAYOUT}.")
     templates = load_templates(templates_path)
     wavs = {p.stem: p for p in wav_dir.glob("*.wav")}
     ensure_nonempty(list(wavs), wav_dir, ".wav files")

@@ -107,7 +107,7 @@ def load_codebook(path: str | Path, num_heads: int = DEFAULT_HEADS) -> AUCodeboo
     state = read_state_dict(path, "AU codebook (stage 1)")
     config = codebook_config(state, num_heads)
     # Key names depend only on the layer count: check them on a minimal model before building the real one.
-    names = AUCodebook(replace(config, vertex_dim=1, hidden=1, num_heads=1, intermediate=1, code_dim=1, num_codes=1)).state_dict()
+    names = AUCodebook(replace(config, vertex_dim=2, hidden=2, num_heads=1, intermediate=2, code_dim=2, num_codes=1)).state_dict()
     hint = ("this looks like a stage-2 file: pass it as --aublendnet" if "feat_map.weight" in state
             else "pass the stage-1 VQ-VAE model.pth.tar as --codebook")
     _check_keys(path, "AU codebook (stage 1)", set(state), set(names), hint)

@@ -53,8 +53,8 @@ def evaluate_predictor(
         identities=list(dataset.names),
         mse_s=float(single_mean.mean()),
         mse_m=float(multi_mean.mean()),
-        per_au=dict(zip(AU_NAMES, map(float, single_mean))),
-        per_emotion=dict(zip(EXPRESSIVE_EMOTIONS, map(float, multi_mean))),
+        per_au=dict(zip(AU_NAMES, map(float, single_mean), strict=True)),
+        per_emotion=dict(zip(EXPRESSIVE_EMOTIONS, map(float, multi_mean), strict=True)),
         per_identity=per_identity,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -17,8 +18,9 @@ REPORT_SCALE = 1e-7  # tables print MSE in units of 1e-7 m²
 
 
 def _progress() -> Progress:
+    # under torchrun only rank 0 reports
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=os.environ.get("RANK", "0") != "0")
 
 
 @app.command(help="Predict an identity's 32 AU-blendshape targets with AUBlendNet and write them as AUBlendSet (33, V*3).")

@@ -12,7 +12,9 @@ from .common import console, data_app
 
 @data_app.command("vocaset")
 def vocaset(
-    raw: Path = typer.Option(..., help="Raw VOCASET folder: data_verts.npy, raw_audio_fixed.pkl, subj_seq_to_idx.pkl, templates.pkl."),
+    raw: Path = typer.Option(
+        ..., help="Raw VOCASET folder: data_verts.npy, raw_audio_fixed.pkl, subj_seq_to_idx.pkl, templates.pkl."
+    ),
     out: Path = typer.Option(..., help="Output folder for wav/, vertices_npy/ and templates.pkl."),
 ) -> None:
     """Convert the raw VOCASET release into the processed layout (wav/, vertices_npy/, templates.pkl)."""

@@ -23,12 +23,12 @@ def evaluate(
     ctx: typer.Context,
     dataset: Optional[str] = typer.Option(None, help="vocaset, mead (layout detected), mead-emote or mead-lgldm."),
     data_root: Optional[Path] = typer.Option(None, help="Dataset folder."),
-    split: str = typer.Option("test", help="train, val, test or all (EMOTE-style MEAD also: unseen)."),
+    split: str = typer.Option("test", help="train, val, test or all (EMOTE-style MEAD also: pred-train, pred-val, pred-test)."),
     regions: Optional[Path] = typer.Option(None, help="FLAME_masks.pkl, or a folder with lve.txt and fdd.txt."),
     out: Optional[Path] = typer.Option(None, help="Output folder: results.md/json/csv and the resume cache."),
     predictions: Optional[Path] = typer.Option(None, help="Folder of {sequence}_condition_{condition}.npy predictions."),
     method: Optional[str] = typer.Option(None, help="Row name for --predictions (default: the folder's name)."),
-    skip_missing: bool = typer.Option(False, help="Skip sequences without predictions (counted in the report) instead of failing."),
+    skip_missing: bool = typer.Option(False, help="Skip sequences without predictions (listed in the report); default: fail."),
     model: Optional[str] = typer.Option(None, help="Speech adapter to run, e.g. faceformer."),
     checkpoint: Optional[Path] = typer.Option(None, help="The adapter's checkpoint."),
     style: Optional[str] = typer.Option(None, help="Speaking style (training subject) for the scored animation."),
@@ -44,7 +44,8 @@ def evaluate(
     """Score a speech model (LVE, FDD, V-LVE, diversity) on a dataset split; see docs/eval.md."""
     if ctx.invoked_subcommand is not None:
         return
-    missing = [f"--{n}" for n, v in (("dataset", dataset), ("data-root", data_root), ("regions", regions), ("out", out)) if v is None]
+    required = (("dataset", dataset), ("data-root", data_root), ("regions", regions), ("out", out))
+    missing = [f"--{name}" for name, value in required if value is None]
     if missing:
         raise click.UsageError(f"Missing {', '.join(missing)}; see `talkface eval --help`.", ctx=ctx)
     if (predictions is None) == (model is None):
@@ -67,7 +68,8 @@ def evaluate(
                            au_basis=au_basis, aublendnet=aublendnet, codebook=codebook)
     sequences = read_dataset(dataset, data_root, split, flame_model)
     context = {"data_root": str(data_root.resolve()), "split": split}
-    columns = (TextColumn("Scoring {task.fields[name]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (TextColumn("Scoring {task.fields[name]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("eval", total=len(sequences), name=f"{dataset} {split}")
         result = run_evaluation(
@@ -75,4 +77,5 @@ def evaluate(
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     files = write_reports(result, out)
-    console.print(f"[green]scored[/] {result.computed} sequences ({result.cached} from cache); wrote {', '.join(map(str, files))}")
+    console.print(f"[green]scored[/] {result.computed} sequences ({result.cached} from cache); "
+                  f"wrote {', '.join(map(str, files))}")

@@ -39,18 +39,18 @@ def train_faceformer_cmd(
         raise TalkingFacesError(f"Unknown --dataset {dataset!r}; use one of {', '.join(DATASET_NAMES)}.")
     ctx = setup_distributed(device)
     try:
-        train, val = read_dataset(dataset, data_root, "train"), read_dataset(dataset, data_root, "val")
         resumed = resume_or_none(out)
+        if resumed is None and audio_encoder is None and not allow_random_audio_encoder:
+            raise TalkingFacesError(
+                "A new FaceFormer run needs wav2vec2 weights: pass --audio-encoder DIR (a local transformers folder), "
+                "or --allow-random-audio-encoder to start from random weights."
+            )
+        train, val = read_dataset(dataset, data_root, "train"), read_dataset(dataset, data_root, "val")
         if resumed is not None:
             model, conditioning, state = resumed
             if ctx.is_main:
                 console.print(f"resuming {out} after epoch {state['epoch']}")
         else:
-            if audio_encoder is None and not allow_random_audio_encoder:
-                raise TalkingFacesError(
-                    "A new FaceFormer run needs wav2vec2 weights: pass --audio-encoder DIR (a local transformers folder), "
-                    "or --allow-random-audio-encoder to start from random weights."
-                )
             conditioning = make_conditioning(dataset, train, condition)
             fps = train[0].fps if dataset == "mead" else None
             model = new_model(dataset, conditioning, train[0].template.size, audio_encoder, fps=fps)
