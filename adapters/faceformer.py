@@ -231,6 +231,7 @@ class FaceFormerAdapter(SpeechAdapter):
         self.conditioning = conditioning
         self.fps = model.config.fps
         self.topology = model.config.vertice_dim // 3
+        self.styles = tuple(conditioning.subjects)
 
     @classmethod
     def from_checkpoint(
@@ -239,6 +240,8 @@ class FaceFormerAdapter(SpeechAdapter):
         """Load an official-format checkpoint; `dataset` overrides the inferred conventions."""
         if path is None:
             raise TalkingFacesError("The faceformer model needs weights; pass --checkpoint vocaset.pth (or a trained .pth).")
+        if options:
+            raise TalkingFacesError(f"Unknown FaceFormer option(s) {', '.join(options)}; the only option is dataset=vocaset|BIWI|mead.")
         model, conditioning = load_faceformer(path, dataset)
         return cls(model, conditioning, device)
 

@@ -166,7 +166,7 @@ def train_faceformer(
     out: str | Path,
     ctx: DistributedContext,
     options: TrainOptions = TrainOptions(),
-    val: list[Sequence] = (),
+    val: list[Sequence] | None = None,
     resume_state: dict | None = None,
     on_step: Callable[[int, int, int, float], None] | None = None,
     on_epoch: Callable[[EpochResult], None] | None = None,
@@ -192,7 +192,7 @@ def train_faceformer(
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         # LayerDrop skips random wav2vec2 layers, so some parameters get no gradient in a step.
         step_model = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
-    train_samples, val_samples = _prepare(train, conditioning), _prepare(list(val), conditioning)
+    train_samples, val_samples = _prepare(train, conditioning), _prepare(val or [], conditioning)
     last: Path | None = None
     for epoch in range(start, options.epochs + 1):
         torch.manual_seed(options.seed * 100003 + epoch * 101 + ctx.rank)

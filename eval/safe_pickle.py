@@ -1,8 +1,9 @@
-"""Reading users' pickle files (region masks, templates, raw VOCASET) without running their code.
+"""Reading users' pickle files (region masks, templates, raw VOCASET, FLAME models) without running their code.
 
 A pickle can name any importable callable and call it while loading. The unpickler below resolves
-only the names needed to rebuild numpy arrays, torch tensors and builtin containers; any other name
-is refused before it is imported.
+only the names needed to rebuild numpy arrays, torch tensors, builtin containers and scipy CSC/CSR
+matrices; chumpy objects (in FLAME's `generic_model.pkl`) become `ChumpyArray` stand-ins without
+importing chumpy. Any other name is refused before it is imported.
 """
 
 from __future__ import annotations
@@ -12,22 +13,52 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from talking_faces.errors import TalkingFacesError
 
 
-def _torch_tensor_from_bytes(data: bytes) -> Any:
-    # Tensors pickled with plain `pickle` embed a torch.save blob; read it with torch's own safe loader.
-    import torch
+class ChumpyArray:
+    """What a pickled chumpy object becomes: its state, and the array stored in it; no chumpy code runs.
 
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    A plain `chumpy.ch.Ch` pickles its `__dict__`, whose value lives under `x`. Expressions (chumpy
+    sums, reorderings) store operands rather than a value, so they have no `array`.
+    """
+
+    pickled_name = "chumpy.ch.Ch"
+    state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    @property
+    def array(self) -> np.ndarray:
+        """The stored value: `x` of the state, else its only ndarray."""
+        fields = _state_fields(self.state)
+        if "x" in fields:
+            value = fields["x"]
+            return value.array if isinstance(value, ChumpyArray) else np.asarray(value)
+        arrays = [v for v in fields.values() if isinstance(v, np.ndarray)]
+        if len(arrays) != 1:
+            raise TalkingFacesError(
+                f"A pickled {self.pickled_name} holds no stored array (it is a chumpy expression); re-save the "
+                "pickle with numpy arrays (chumpy's `.r`)."
+            )
+        return arrays[0]
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return np.asarray(self.array, dtype=dtype)
 
 
-def _torch_rebuild(name: str) -> Any:
-    import torch._utils
+def _state_fields(state: Any) -> dict:
+    # BUILD passes a dict, or (dict, slots dict) for classes with __slots__.
+    if isinstance(state, tuple):
+        return {k: v for part in state if isinstance(part, dict) for k, v in part.items()}
+    return state if isinstance(state, dict) else {}
 
-    return getattr(torch._utils, name)
 
-
+_SPARSE_MODULES = {"scipy.sparse", "scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse.csr", "scipy.sparse._csr"}
+_SPARSE_CLASSES = {"csc_matrix", "csr_matrix", "csc_array", "csr_array"}
 _BUILTINS = {"set", "frozenset", "list", "dict", "tuple", "int", "float", "complex", "bool", "str", "bytes",
              "bytearray", "slice", "range"}
 _NUMPY = {
@@ -39,7 +70,20 @@ _NUMPY = {
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._objects: set[type] = set()  # classes resolved so far that may be instantiated without arguments
+
     def find_class(self, module: str, name: str) -> Any:
+        if module.split(".")[0] == "chumpy":
+            # a subclass per pickled name, so that errors can say which chumpy class it was
+            return self._object_class(type(name, (ChumpyArray,), {"pickled_name": f"{module}.{name}"}))
+        if module in _SPARSE_MODULES and name in _SPARSE_CLASSES:
+            import scipy.sparse  # their pickled state is plain arrays, set by BUILD; old module paths map here
+
+            return self._object_class(getattr(scipy.sparse, name))
+        if module in ("copy_reg", "copyreg") and name == "_reconstructor":  # protocol 0/1 objects
+            return self._reconstruct
         if module in ("builtins", "__builtin__") and name in _BUILTINS:
             return getattr(__import__("builtins"), name)
         if (module, name) in _NUMPY:
@@ -58,6 +102,16 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _torch_rebuild(name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
+    def _object_class(self, cls: type) -> type:
+        self._objects.add(cls)
+        return cls
+
+    def _reconstruct(self, cls: type, base: type, state: Any) -> Any:
+        # copyreg._reconstructor would call any base class; only bare objects of allowed classes are built.
+        if cls not in self._objects or base is not object or state is not None:
+            raise pickle.UnpicklingError(f"refusing to load copyreg._reconstructor for {getattr(cls, '__name__', cls)}")
+        return object.__new__(cls)
+
 
 def _numpy_attr(module: str, name: str) -> Any:
     import importlib
@@ -72,7 +126,8 @@ def _numpy_attr(module: str, name: str) -> Any:
 
 
 def load_pickle(path: str | Path) -> Any:
-    """Unpickle a data file that may only hold numpy arrays, torch tensors and builtin containers.
+    """Unpickle a data file that may only hold numpy arrays, torch tensors, builtin containers, scipy
+    CSC/CSR matrices and chumpy arrays (as `ChumpyArray`).
 
     Python 2 pickles (FLAME masks, VOCASET) are retried with `encoding="latin1"`.
     """

@@ -36,12 +36,13 @@ PROFILES = np.array([
     [0.52, 60, -33, 68, -32, -6, -85, -48],
     [0.56, 59, -45, 64, -46, -5, -79, -60],
     [0.60, 59, -55, 60, -58, -4, -74, -70],
-    [0.64, 55, -66, 56, -70, -4, -68, -80],
-    [0.68, 59, -80, 51, -84, -6, -63, -92],
-    [0.73, 47, -95, 47, -97, -12, -60, -104],
-    [0.79, 22, -104, 45, -108, -20, -58, -115],
-    [0.86, 10, -118, 46, -125, -24, -58, -130],
-    [1.00, 8, -180, 50, -180, -26, -62, -185],
+    [0.64, 55, -66, 59, -70, -4, -68, -80],
+    [0.68, 59, -80, 55, -84, -6, -63, -92],
+    [0.73, 47, -95, 51, -97, -12, -60, -104],
+    [0.79, 22, -104, 48, -108, -20, -58, -115],
+    [0.86, 10, -118, 48, -125, -24, -58, -130],
+    [0.94, 12, -155, 54, -158, -26, -62, -160],
+    [1.00, 22, -180, 68, -180, -28, -75, -185],
 ])
 
 # Facial relief bumps along +z: x, y, sigma x, sigma y, height (mm). Bumps with x != 0 are mirrored.
@@ -233,7 +234,7 @@ def _open_mouth(points: np.ndarray, side: np.ndarray, slit_y: float, corner_x: f
 
 
 def _rotate_about_x(points: np.ndarray, centre: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """Rotate points `(V, 3)` about the x-parallel axis through `centre (V, 3)` by `angles (V,)`, + lifts the front."""
+    """Rotate points `(V, 3)` about x-parallel axes through `centre (V, 3)` by `angles (V,)`; positive lifts the front."""
     rel = points - centre
     cos, sin = np.cos(angles), np.sin(angles)
     return centre + np.stack([rel[:, 0], rel[:, 1] * cos + rel[:, 2] * sin, -rel[:, 1] * sin + rel[:, 2] * cos], -1)

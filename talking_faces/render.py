@@ -14,8 +14,8 @@ from .gl import APT_PACKAGES, use_backend
 FIELD_OF_VIEW = math.radians(20.0)
 FRAME_MARGIN = 1.1  # room around the mesh for jaw drops
 BACKGROUND = (0.17, 0.18, 0.21)
-# Linear RGB (the shader outputs gamma 2.2): about sRGB (0.87, 0.68, 0.58), a light skin tone.
-SKIN = (0.72, 0.42, 0.30, 1.0)
+# Linear RGB albedo, about sRGB (0.87, 0.68, 0.58): a light skin tone.
+SKIN = np.array([0.72, 0.42, 0.30])
 # (direction towards the light, intensity): key upper left, fill right and low, rim from behind above.
 LIGHTS = (
     ((-0.65, 0.45, 0.60), 2.6),
@@ -23,6 +23,8 @@ LIGHTS = (
     ((0.25, 0.70, -0.65), 1.5),
 )
 AMBIENT = 0.08
+SPECULAR, SHININESS = 0.04, 24.0  # a weak, broad highlight: matte skin
+GAMMA = 2.2
 
 
 def vertex_normals_operator(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr_matrix:
@@ -67,44 +69,47 @@ def camera_pose(vertices: np.ndarray, yfov: float = FIELD_OF_VIEW) -> tuple[np.n
     return pose, float(distance)
 
 
-def light_pose(towards_light: tuple[float, float, float]) -> np.ndarray:
-    """Pose whose -z axis shines from `towards_light` onto the origin (pyrender reads only rotation)."""
-    z = np.asarray(towards_light, dtype=float)
-    z /= np.linalg.norm(z)
-    helper = np.array([0.0, 1.0, 0.0]) if abs(z[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    x = np.cross(helper, z)
-    x /= np.linalg.norm(x)
-    pose = np.eye(4)
-    pose[:3, :3] = np.stack([x, np.cross(z, x), z], axis=1)
-    return pose
+def shade_vertices(vertices: np.ndarray, normals: np.ndarray, eye: np.ndarray) -> np.ndarray:
+    """Lit sRGB colours `(V, 4)` float32 (alpha 1) of `(V, 3)` vertices with unit normals, seen from `eye`.
 
-
-def skin_material():
-    """Matte, neutral skin: a pyrender material, smooth-shaded."""
-    import pyrender
-
-    return pyrender.MetallicRoughnessMaterial(baseColorFactor=SKIN, metallicFactor=0.0, roughnessFactor=0.65, smooth=True)
+    Lambert diffuse plus a Blinn-Phong highlight for each of LIGHTS, and ambient, in linear RGB, then
+    gamma-encoded. The GPU interpolates these colours across triangles (Gouraud shading): on a CPU
+    rasteriser this is about 5 times faster than pyrender's per-pixel PBR shader.
+    """
+    directions = np.array([towards for towards, _ in LIGHTS], dtype=np.float32)
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    intensities = np.array([intensity for _, intensity in LIGHTS], dtype=np.float32)
+    view = eye.astype(np.float32) - vertices
+    view /= np.linalg.norm(view, axis=1, keepdims=True)
+    lambert = np.clip(normals @ directions.T, 0.0, None)  # (V, lights)
+    halfway = view[:, None, :] + directions[None]  # (V, lights, 3)
+    halfway /= np.linalg.norm(halfway, axis=2, keepdims=True)
+    highlight = np.clip(np.einsum("vc,vlc->vl", normals, halfway), 0.0, None) ** SHININESS * (lambert > 0)
+    diffuse = AMBIENT + (lambert * intensities).sum(axis=1, keepdims=True) / math.pi
+    linear = SKIN * diffuse + SPECULAR * (highlight * intensities).sum(axis=1, keepdims=True)
+    colours = np.ones((vertices.shape[0], 4), dtype=np.float32)
+    colours[:, :3] = np.clip(linear, 0.0, 1.0) ** (1 / GAMMA)
+    return colours
 
 
 def build_scene(neutral: np.ndarray):
-    """A pyrender scene with camera (framed on `(V, 3)` neutral vertices) and three-point lights, no mesh."""
+    """A pyrender scene with the camera framed on `(V, 3)` neutral vertices, no mesh and no lights."""
     import pyrender
 
-    scene = pyrender.Scene(bg_color=(*BACKGROUND, 1.0), ambient_light=(AMBIENT,) * 3)
+    scene = pyrender.Scene(bg_color=(*BACKGROUND, 1.0))
     pose, distance = camera_pose(neutral)
     extent = float(np.ptp(neutral, axis=0).max())
     near, far = max(distance - 2 * extent, distance / 20), distance + 2 * extent
     scene.add(pyrender.PerspectiveCamera(yfov=FIELD_OF_VIEW, aspectRatio=1.0, znear=near, zfar=far), pose=pose)
-    for towards, intensity in LIGHTS:
-        scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=intensity), pose=light_pose(towards))
     return scene
 
 
 class FaceRenderer:
     """Renders frames of one mesh topology into `(size, size, 3)` uint8 RGB images.
 
-    The GL context, scene, camera, lights and material are made once; each frame only replaces the
-    mesh's vertex data. The camera is framed on `neutral`, so all frames share one view.
+    The GL context, scene, camera and mesh are made once; each frame only overwrites the mesh's
+    vertex buffer with new positions and lit colours. The camera is framed on `neutral`, so all
+    frames share one view.
     """
 
     def __init__(self, neutral: np.ndarray, faces: np.ndarray | None, size: int = 512, gl: str = "auto") -> None:
@@ -112,14 +117,22 @@ class FaceRenderer:
             raise TalkingFacesError("The identity has no faces to render; give a mesh file with triangles (OBJ, PLY or NPZ).")
         self.backend = use_backend(gl)
         import pyrender
+        from OpenGL import GL
 
-        self._pyrender = pyrender
+        self._gl = GL
+        self._flags = pyrender.RenderFlags.FLAT  # unlit shader: colours come lit from shade_vertices
         self._faces = facing_camera(neutral, np.ascontiguousarray(faces, dtype=np.int64))
-        self._indices = self._faces.astype(np.uint32)
         self._incidence = vertex_normals_operator(self._faces, neutral.shape[0])
-        self._material = skin_material()
         self._scene = build_scene(neutral)
-        self._node = None
+        self._eye = self._scene.get_pose(self._scene.main_camera_node)[:3, 3]
+        # pyrender's vertex buffer interleaves, per vertex, position and colour: (V, 7) float32.
+        self._vertex_data = np.empty((neutral.shape[0], 7), dtype=np.float32)
+        self._fill(neutral)
+        self._primitive = pyrender.Primitive(
+            positions=self._vertex_data[:, :3].copy(), color_0=self._vertex_data[:, 3:].copy(),
+            indices=self._faces.astype(np.uint32), material=pyrender.MetallicRoughnessMaterial(baseColorFactor=(1.0, 1.0, 1.0, 1.0)),
+        )
+        self._scene.add(pyrender.Mesh([self._primitive]))
         self._renderer = None
         try:
             self._renderer = pyrender.OffscreenRenderer(size, size)
@@ -128,29 +141,31 @@ class FaceRenderer:
                 f"Cannot create an OpenGL context with {self.backend} ({exc.__class__.__name__}: {exc}); "
                 f"run `sudo apt-get install {APT_PACKAGES[self.backend]}` or try the other backend (gl osmesa|egl)."
             ) from None
+        self._draw()  # uploads the mesh, so that frames only overwrite its buffer
 
     def render(self, vertices: np.ndarray) -> np.ndarray:
         """One frame of `(V, 3)` vertices as a `(size, size, 3)` uint8 RGB image."""
-        positions = np.ascontiguousarray(vertices, dtype=np.float32)
-        primitive = self._pyrender.Primitive(
-            positions=positions,
-            normals=smooth_normals(positions, self._faces, self._incidence),
-            indices=self._indices,
-            material=self._material,
-        )
-        if self._node is not None:
-            self._scene.remove_node(self._node)  # the renderer frees its GL buffers on the next render
-        self._node = self._scene.add(self._pyrender.Mesh([primitive]))
+        gl = self._gl
+        self._fill(vertices)
+        self._renderer._platform.make_current()
+        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self._primitive._buffers[0])
+        gl.glBufferSubData(gl.GL_ARRAY_BUFFER, 0, self._vertex_data.nbytes, self._vertex_data)
         return self._draw()
+
+    def _fill(self, vertices: np.ndarray) -> None:
+        positions = np.ascontiguousarray(vertices, dtype=np.float32)
+        normals = smooth_normals(positions, self._faces, self._incidence)
+        self._vertex_data[:, :3] = positions
+        self._vertex_data[:, 3:] = shade_vertices(positions, normals, self._eye)
 
     def _draw(self) -> np.ndarray:
         # Back faces are culled (about 30% faster on CPU); facing_camera made the winding agree.
-        offscreen, flags = self._renderer, self._pyrender.RenderFlags.NONE
+        offscreen = self._renderer
         if offscreen._platform.supports_framebuffers():  # EGL
-            return offscreen.render(self._scene, flags=flags)[0]
+            return offscreen.render(self._scene, flags=self._flags)[0]
         # OSMesa: pyrender's wrapper would also read back the unused depth buffer (~4 ms at 512²).
         offscreen._platform.make_current()
-        offscreen._renderer.render(self._scene, flags)
+        offscreen._renderer.render(self._scene, self._flags)
         return offscreen._renderer.read_color_buf()
 
     def close(self) -> None:

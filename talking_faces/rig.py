@@ -41,7 +41,8 @@ BLINK_LOWER_SHARE = 0.2  # share of the closing done by the lower lid in AU45
 # Direction-times-falloff terms: AU -> [(landmark, offset, radii, direction, gate, gain)].
 # Lengths in sample mm. Landmarks without a side suffix that have one (brow_inner, mouth_corner...)
 # are used on both sides; x in offsets and directions means "outward" (away from the midline).
-# Gates: "upper"/"lower" keep one side of the mouth opening, None the whole skin.
+# Gates: "upper"/"lower" keep one side of the mouth opening, None the whole skin. Mouth terms reach
+# 80 mm in depth so a lip moves as a whole (FLAME's inner lips lie 15 mm behind the outer ones).
 Term = tuple[str, tuple[float, float, float], tuple[float, float, float], tuple[float, float, float], str | None, float]
 TERMS: dict[str, list[Term]] = {
     "AU1": [("brow_inner", (0, 0, 0), (16, 14, 16), (-0.1, 1.0, 0.05), None, 1.0)],
@@ -50,31 +51,31 @@ TERMS: dict[str, list[Term]] = {
     "AU6": [("eye_centre", (22, -40, 0), (20, 20, 30), (0.05, 1.0, 0.1), None, 1.0),
             ("eye_centre", (3, -12, 12), (14, 7, 14), (0.0, 1.0, 0.1), None, 0.3)],
     "AU7": [("eye_centre", (2, -11, 12), (16, 8, 14), (0.0, 1.0, 0.08), None, 1.0)],
-    "AU9": [("brow_inner", (-6, -12, 0), (12, 12, 14), (-0.05, -1.0, 0.0), None, 1.0),
+    "AU9": [("glabella", (0, -12, 0), (16, 12, 14), (0.0, -1.0, 0.0), None, 1.0),
             ("ala", (0, 3, 0), (8, 8, 8), (0.0, 1.0, 0.0), None, 0.4)],
-    "AU10": [("upper_lip_centre", (0, 4, 0), (24, 14, 18), (0.0, 0.98, 0.19), "upper", 1.0)],
+    "AU10": [("upper_lip_centre", (0, 4, 80), (24, 14, 18), (0.0, 0.98, 0.19), "upper", 1.0)],
     "AU11": [("ala", (4, -12, 0), (12, 14, 14), (0.2, 1.0, -0.1), "upper", 1.0)],
-    "AU12": [("mouth_corner", (2, 0, 0), (24, 22, 24), (0.35, 0.68, -0.6), None, 1.0)],
-    "AU14": [("mouth_corner", (4, 0, 0), (18, 16, 18), (-0.15, 0.6, -0.8), None, 1.0)],
-    "AU15": [("mouth_corner", (1, -3, 0), (20, 20, 20), (0.05, -1.0, 0.0), None, 1.0)],
-    "AU16": [("lower_lip_centre", (0, -3, 0), (22, 14, 18), (0.0, -0.85, -0.3), "lower", 1.0)],
-    "AU17": [("lower_lip_centre", (0, -14, 0), (24, 20, 20), (0.0, 1.0, 0.25), "lower", 1.0)],
-    "AU18": [("mouth_centre", (0, 0, 0), (34, 22, 26), (-0.35, -0.1, 0.93), None, 1.0)],
-    "AU20": [("mouth_corner", (0, 0, 0), (24, 20, 24), (0.6, -0.45, -0.55), None, 1.0)],
-    "AU22": [("mouth_centre", (0, 0, 0), (30, 18, 22), (-0.15, 0.0, 1.0), None, 1.0),
-             ("upper_lip_centre", (0, 0, 0), (22, 10, 16), (0.0, 1.0, 0.0), "upper", 0.25),
-             ("lower_lip_centre", (0, 0, 0), (22, 10, 16), (0.0, -1.0, 0.0), "lower", 0.25)],
-    "AU23": [("mouth_corner", (-2, 0, 0), (22, 14, 18), (-0.85, 0.1, 0.3), None, 1.0),
-             ("upper_lip_centre", (0, 0, 0), (22, 10, 16), (0.0, -0.4, 0.0), "upper", 0.3),
-             ("lower_lip_centre", (0, 0, 0), (22, 10, 16), (0.0, 0.4, 0.0), "lower", 0.3)],
+    "AU12": [("mouth_corner", (2, 0, 80), (24, 22, 24), (0.35, 0.68, -0.6), None, 1.0)],
+    "AU14": [("mouth_corner", (4, 0, 80), (18, 16, 18), (-0.15, 0.6, -0.8), None, 1.0)],
+    "AU15": [("mouth_corner", (1, -3, 0), (20, 20, 80), (0.05, -1.0, 0.0), None, 1.0)],
+    "AU16": [("lower_lip_centre", (0, -3, 0), (22, 14, 80), (0.0, -0.85, -0.3), "lower", 1.0)],
+    "AU17": [("lower_lip_centre", (0, -14, 0), (24, 20, 80), (0.0, 1.0, 0.25), "lower", 1.0)],
+    "AU18": [("mouth_centre", (0, 0, 80), (34, 22, 26), (-0.35, -0.1, 0.93), None, 1.0)],
+    "AU20": [("mouth_corner", (0, 0, 80), (24, 20, 24), (0.6, -0.45, -0.55), None, 1.0)],
+    "AU22": [("mouth_centre", (0, 0, 80), (30, 18, 22), (-0.15, 0.0, 1.0), None, 1.0),
+             ("upper_lip_centre", (0, 0, 80), (22, 10, 16), (0.0, 1.0, 0.0), "upper", 0.25),
+             ("lower_lip_centre", (0, 0, 80), (22, 10, 16), (0.0, -1.0, 0.0), "lower", 0.25)],
+    "AU23": [("mouth_corner", (-2, 0, 0), (22, 14, 80), (-0.85, 0.1, 0.3), None, 1.0),
+             ("upper_lip_centre", (0, 0, 80), (22, 10, 16), (0.0, -0.4, 0.0), "upper", 0.3),
+             ("lower_lip_centre", (0, 0, 80), (22, 10, 16), (0.0, 0.4, 0.0), "lower", 0.3)],
     # Pressing: both lips move up and back together, closing only a little (they must not cross).
-    "AU24": [("mouth_centre", (0, 0, 0), (30, 16, 20), (0.0, 0.5, -0.85), None, 1.0),
-             ("upper_lip_centre", (0, 0, 0), (24, 10, 16), (0.0, -0.12, 0.0), "upper", 1.0),
-             ("lower_lip_centre", (0, 0, 0), (24, 10, 16), (0.0, 0.2, 0.0), "lower", 1.0)],
-    "AU25": [("upper_lip_centre", (0, 0, 0), (26, 12, 18), (0.0, 1.0, 0.0), "upper", 0.3),
-             ("lower_lip_centre", (0, 0, 0), (26, 14, 18), (0.0, -0.93, -0.33), "lower", 1.0)],
-    "AU28": [("mouth_centre", (0, 0, 0), (28, 18, 20), (0.0, 0.0, -1.0), None, 1.0)],
-    "AU33": [("mouth_corner", (16, 10, 0), (24, 24, 30), (0.5, 0.0, 0.86), None, 1.0)],
+    "AU24": [("mouth_centre", (0, 0, 80), (30, 16, 20), (0.0, 0.5, -0.85), None, 1.0),
+             ("upper_lip_centre", (0, 0, 80), (24, 10, 16), (0.0, -0.12, 0.0), "upper", 1.0),
+             ("lower_lip_centre", (0, 0, 80), (24, 10, 16), (0.0, 0.2, 0.0), "lower", 1.0)],
+    "AU25": [("upper_lip_centre", (0, 0, 80), (26, 12, 18), (0.0, 1.0, 0.0), "upper", 0.3),
+             ("lower_lip_centre", (0, 0, 80), (26, 14, 18), (0.0, -0.93, -0.33), "lower", 1.0)],
+    "AU28": [("mouth_centre", (0, 0, 80), (28, 18, 20), (0.0, 0.0, -1.0), None, 1.0)],
+    "AU33": [("mouth_corner", (16, 10, 80), (24, 24, 30), (0.5, 0.0, 0.86), None, 1.0)],
 }
 
 
@@ -133,8 +134,10 @@ class _Face:
     mirror: np.ndarray  # (V,) mirror partner of each vertex
 
     def point(self, name: str) -> np.ndarray:
-        if name == "mouth_centre":
-            return 0.5 * (self.landmarks.points["upper_lip_centre"] + self.landmarks.points["lower_lip_centre"])
+        """A landmark, or a point derived from two: `mouth_centre`, `glabella` (between the inner brows)."""
+        pairs = {"mouth_centre": ("upper_lip_centre", "lower_lip_centre"), "glabella": ("brow_inner_l", "brow_inner_r")}
+        if name in pairs:
+            return 0.5 * (self.landmarks.points[pairs[name][0]] + self.landmarks.points[pairs[name][1]])
         return self.landmarks.points[name]
 
 
@@ -167,7 +170,7 @@ def _prepare(points: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -> _Fa
 
     upper_lip, lower_lip = landmarks.indices["upper_lip"][1:-1], landmarks.indices["lower_lip"][1:-1]
     d_up, d_low = _sided_distances(graph, upper_lip, lower_lip, 90 * mm)
-    upper = _side_weight(d_up, d_low, 3 * mm)
+    upper = _side_weight(d_up, d_low, 10 * mm)  # lips part over ~10 mm from the corners: an oval opening
 
     # Jaw: below the plane through the hinge axis and the mouth corners, in front of the hinges and
     # above the neck; near the mouth the opening itself decides (lower lip side follows the jaw).

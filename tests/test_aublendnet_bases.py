@@ -1,7 +1,5 @@
 """AUBlendNet bases for an identity: FLAME-only, AUBlendSet layout, offsets, cache, render path."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -13,9 +11,8 @@ from talking_faces.compose import compose
 from talking_faces.errors import TalkingFacesError
 from talking_faces.identity import Identity, load_identity
 
-from test_aublendnet_helpers import tiny_models, write_checkpoints
+from test_aublendnet_helpers import FLAME_PLY, tiny_models, write_checkpoints
 
-FLAME_PLY = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "flame_sample.ply"
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +71,15 @@ def test_cache_hits_and_checkpoint_bytes_change_the_key(flame, checkpoints, cach
     monkeypatch.setattr(bases, "load_predictor", no_model)
     np.testing.assert_array_equal(_predict(flame, stage2, stage1).offsets, first.offsets)
 
-    # another checkpoint (different bytes) must miss
+    # the same path with changed bytes must miss (the remembered digest notices the rewrite)
     other = tiny_models(5023, seed=5, heads=8)
     stage2b, stage1b = write_checkpoints(other, tmp_path)
-    key_a = bases.cache_key(flame.vertices, stage2, stage1)
-    key_b = bases.cache_key(flame.vertices, stage2b, stage1)
-    assert key_a != key_b
+    moving = tmp_path / "moving.pth.tar"
+    moving.write_bytes(stage2.read_bytes())
+    key_a = bases.cache_key(flame.vertices, moving, stage1)
+    assert bases.cache_key(flame.vertices, moving, stage1) == key_a
+    moving.write_bytes(stage2b.read_bytes())
+    assert bases.cache_key(flame.vertices, moving, stage1) != key_a
     with pytest.raises(AssertionError, match="cache should have answered"):
         _predict(flame, stage2b, stage1b)
 
@@ -113,3 +113,18 @@ def test_bases_command_writes_the_aublendset_layout(flame, checkpoints, tmp_path
     rows = np.load(out)
     assert rows.shape == (33, 15069)
     np.testing.assert_array_equal(rows[0], flame.vertices.reshape(-1))
+
+
+def test_render_pipeline_uses_the_predicted_bases(flame, checkpoints, tmp_path):
+    pytest.importorskip("talking_faces.adapters")
+    sf = pytest.importorskip("soundfile")
+    from talking_faces.pipeline import animate
+
+    stage2, stage1, _ = checkpoints
+    audio = tmp_path / "tone.wav"
+    sf.write(audio, 0.1 * np.sin(np.linspace(0, 2000, 8000)).astype(np.float32), 16000)
+    runs = {e: animate(audio, identity=flame, emotion=e, aublendnet=stage2, codebook=stage1, device="cpu").vertices
+            for e in ("neutral", "happy:1")}
+    basis = _predict(flame, stage2, stage1)
+    # the speech part is the same in both runs, so the difference is exactly the happy blend (AU6 + AU12)
+    np.testing.assert_allclose(runs["happy:1"] - runs["neutral"], (basis.offsets[4] + basis.offsets[9])[None].repeat(15, 0), atol=1e-5)

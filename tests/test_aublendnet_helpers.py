@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from talking_faces.aublendnet.checkpoints import codebook_state_dict, predictor_state_dict, save_checkpoint
@@ -13,6 +14,15 @@ from talking_faces.aublendnet.predictor import PredictorConfig, StyleBlendNet
 from talking_faces.basis import AUBLENDSET_TARGETS, AUBLENDSET_TEMPLATE
 
 HEADS = 2
+
+
+@pytest.fixture()
+def single_thread():
+    """One intra-op thread: tiny models only lose to thread hand-offs on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def tiny_configs(num_vertices: int, heads: int = HEADS) -> tuple[CodebookConfig, PredictorConfig]:
@@ -88,4 +98,26 @@ def write_synthetic_aublendset(root: Path, num_identities: int, num_vertices: in
         folder.mkdir(parents=True)
         np.save(folder / AUBLENDSET_TEMPLATE, head.reshape(1, -1))
         np.save(folder / AUBLENDSET_TARGETS, synthetic_targets(head, rng).reshape(32, -1))
+    return root
+
+
+FLAME_PLY = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "flame_sample.ply"
+
+
+def write_rig_aublendset(root: Path, num_identities: int, seed: int = 0) -> Path:
+    """Identities made by the procedural rig on randomly perturbed FLAME heads (needs the FLAME fixture)."""
+    from talking_faces.identity import Identity, load_identity
+    from talking_faces.rig import build_rig_basis
+
+    flame = load_identity(FLAME_PLY)
+    rng = np.random.default_rng(seed)
+    for n in range(num_identities):
+        v = flame.vertices
+        bend = rng.normal(0.0, 0.01, size=3) * np.sin(v[:, [1, 2, 0]] * 20.0)  # smooth, mm-scale shape change
+        head = (v * rng.uniform(0.9, 1.1, size=3) + bend).astype(np.float32)
+        basis = build_rig_basis(Identity(head, flame.faces, name=f"synthetic{n}"))
+        folder = root / str(n)
+        folder.mkdir(parents=True)
+        np.save(folder / AUBLENDSET_TEMPLATE, head.reshape(1, -1))
+        np.save(folder / AUBLENDSET_TARGETS, (head[None] + basis.offsets).reshape(32, -1))
     return root

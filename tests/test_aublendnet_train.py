@@ -13,14 +13,33 @@ from talking_faces.aublendnet.data import AUBlendSetDataset
 from talking_faces.aublendnet.predictor import StyleBlendNet
 from talking_faces.aublendnet.train import TrainSettings, predictor_loss, train_codebook, train_predictor
 
-from test_aublendnet_helpers import HEADS, tiny_configs, write_synthetic_aublendset
+from test_aublendnet_helpers import (  # noqa: F401
+    FLAME_PLY,
+    HEADS,
+    single_thread,
+    tiny_configs,
+    write_rig_aublendset,
+    write_synthetic_aublendset,
+)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 V = 30
 
 
-def test_both_stages_reduce_the_loss_and_write_official_files(tmp_path):
-    data = write_synthetic_aublendset(tmp_path / "data", num_identities=6, num_vertices=V)
-    cb_cfg, pr_cfg = tiny_configs(V)
+def _data(source, root):
+    """6 identities: the procedural rig on perturbed FLAME heads, or smooth bump fields on small heads."""
+    if source == "rig":
+        if not FLAME_PLY.is_file():
+            pytest.skip("FLAME fixture absent")
+        return write_rig_aublendset(root, 6), 5023
+    return write_synthetic_aublendset(root, num_identities=6, num_vertices=V), V
+
+
+@pytest.mark.parametrize("source", ["rig", "fields"])
+def test_both_stages_reduce_the_loss_and_write_official_files(tmp_path, source):
+    data, num_vertices = _data(source, tmp_path / "data")
+    cb_cfg, pr_cfg = tiny_configs(num_vertices)
     stage1 = train_codebook(data, tmp_path / "s1", cb_cfg, TrainSettings(epochs=15, lr=2e-3), device="cpu")
     assert len(stage1.epoch_losses) == 15
     assert stage1.epoch_losses[-1] < 0.5 * stage1.epoch_losses[0]

@@ -135,4 +135,4 @@ def test_faceformer_rows_on_lgldm_mead(tmp_path):
         assert all(np.isfinite(row[m]) and row[m] > 0 for m in ("LVE", "V-LVE", "MVE"))
     assert emo_row["V-LVE"] == pytest.approx(base_row["V-LVE"], rel=1e-9)
     assert emo_row["diversity"] > 0
-    assert base_row["diversity"] is None or base_row["diversity"] > 0  # styles: when the adapter lists them
+    assert base_row["diversity"] > 0  # over the tiny model's 8 training-subject styles

@@ -5,7 +5,8 @@
                                                               FLAME `expression` (T, 50) + `pose` (T, 6)
     root/AUDIO/<pid>/<emotion>/level_<n>/<nnn>.wav (or .m4a)
     root/mead_v2.csv (optional)   columns pid, emotion, intensity, flame_id, audio_id
-    root/FLAME_template.npy       (5023, 3) template shared by all subjects (or FLAME_template.ply / .obj)
+    root/FLAME_template.npy       (5023, 3) template shared by all subjects (or FLAME_template.ply / .obj);
+                                  without it, FLAME at zero parameters when a FLAME model is given
 
 Emotion labels are MEAD folder names (angry, contempt, disgusted, fear, happy, neutral, sad,
 surprised), mapped by name. The frame rate is not stated upstream; 25 fps is assumed (the model
@@ -29,7 +30,7 @@ from ..sequences import Sequence
 from .common import (
     as_float, canonical_emotion, check_template, ensure_nonempty, fits_vertices, parse_int, require_dir, split_hint,
 )
-from .flame_params import flame_vertices_loader
+from .flame_params import flame_template, flame_vertices_loader
 
 FPS = 25.0
 TEMPLATE_FILES = ("FLAME_template.npy", "FLAME_template.ply", "FLAME_template.obj")
@@ -85,13 +86,16 @@ def _load_npz_vertices(path: Path, key: str, num_vertices: int) -> np.ndarray:
     return as_float(array.reshape(-1, num_vertices, 3))
 
 
-def _shared_template(root: Path) -> np.ndarray:
-    """The `(V, 3)` template of every subject: an .npy in its own precision, or a PLY/OBJ mesh."""
+def _shared_template(root: Path, flame_model: Path | None) -> np.ndarray:
+    """The `(V, 3)` template of every subject: an .npy in its own precision, a PLY/OBJ mesh, or else FLAME at
+    zero parameters (what LG-LDM's template is) when a FLAME model is given."""
     path = next((root / f for f in TEMPLATE_FILES if (root / f).is_file()), None)
+    if path is None and flame_model is not None:
+        return flame_template(flame_model)
     if path is None:
         raise TalkingFacesError(
             f"{root / TEMPLATE_FILES[0]} is missing; the LG-LDM layout needs the shared FLAME template (5023, 3) "
-            f"as {', '.join(TEMPLATE_FILES)}."
+            f"as {', '.join(TEMPLATE_FILES)}, or --flame-model generic_model.pkl to use FLAME at zero parameters."
         )
     if path.suffix != ".npy":
         return load_identity(path).vertices
@@ -139,7 +143,7 @@ def _audio_path(root: Path, pid: str, emotion: str, level: str, audio_id: str, m
 def read_mead_lgldm(root: Path, split: str = "test", flame_model: Path | None = None) -> list[Sequence]:
     """The sequences of one split (`train`, `val`, `test`, `all`), sorted by name."""
     require_dir(root / "FLAME_ALL", "an LG-LDM 3D MEAD root holds FLAME_ALL/ and AUDIO/")
-    template = _shared_template(root)
+    template = _shared_template(root, flame_model)
     sequences = []
     for pid, label, level, flame_name, audio_id, listed_in in ensure_nonempty(_entries(root), root, "FLAME_ALL sequences"):
         motion = root / "FLAME_ALL" / pid / flame_name

@@ -47,13 +47,36 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _remembered_digest(path: str | Path) -> str:
+    """`file_digest`, remembered per (path, inode, size, mtime, ctime) so a 1 GB checkpoint is hashed once.
+
+    Any write to the file changes its ctime, which no user tool can set back, so a changed file is re-hashed.
+    """
+    stat = Path(path).resolve().stat()
+    identity = f"{Path(path).resolve()}|{stat.st_ino}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}"
+    memo = cache_dir() / "aublendnet" / "digests" / hashlib.sha256(identity.encode()).hexdigest()
+    try:
+        return memo.read_text().strip()
+    except OSError:
+        digest = file_digest(path)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=memo.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(digest)
+        os.replace(tmp, memo)
+    except OSError:
+        pass  # remembering is an optimisation only
+    return digest
+
+
 def cache_key(template: np.ndarray, aublendnet_path: str | Path, codebook_path: str | Path, num_heads: int = DEFAULT_HEADS) -> str:
-    """Hash of the template's float32 values and both checkpoints' bytes."""
+    """Hash of the template's float32 values, both checkpoints' bytes (SHA-256) and the head count."""
     digest = hashlib.sha256(CACHE_VERSION)
     values = np.ascontiguousarray(template, dtype=np.float32)
     digest.update(repr(values.shape).encode() + values.tobytes())
     for path in (aublendnet_path, codebook_path):
-        digest.update(file_digest(path).encode())
+        digest.update(_remembered_digest(path).encode())
     digest.update(str(num_heads).encode())
     return digest.hexdigest()
 

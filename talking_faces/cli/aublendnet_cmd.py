@@ -66,6 +66,8 @@ def train_aublendnet(
 
     if stage not in ("codebook", "predictor"):
         raise TalkingFacesError(f"Unknown --stage {stage!r}; use codebook or predictor.")
+    if stage == "predictor" and codebook is None:
+        raise TalkingFacesError("--stage predictor needs the trained stage-1 file: add --codebook STAGE1.")
     defaults = training.CODEBOOK_SETTINGS if stage == "codebook" else training.PREDICTOR_SETTINGS
     settings = training.TrainSettings(epochs=epochs or defaults.epochs, lr=lr or defaults.lr, batch_size=batch_size)
     with _progress() as progress:
@@ -85,8 +87,6 @@ def train_aublendnet(
                                     intermediate=hidden * d.intermediate // d.hidden, num_codes=num_codes, code_dim=code_dim)
             result = training.train_codebook(data_root, out, config, settings, device, on_progress)
         else:
-            if codebook is None:
-                raise TalkingFacesError("--stage predictor needs the trained stage-1 file: add --codebook STAGE1.")
             d = PredictorConfig()
             feature = hidden_size or d.feature_dim
             config = PredictorConfig(feature_dim=feature, num_layers=num_layers or d.num_layers, num_heads=num_heads,
