@@ -5,8 +5,8 @@
 1. Runs the real command on `seconds` of the bundled sample speech (padded with silence) and
    reports wall time / audio duration (RTF; below 1 is faster than real time).
 2. Renders the same vertices (from `--save-vertices`) two ways in this process: one FaceRenderer
-   for all frames (ours), and a new pyrender.OffscreenRenderer per frame (the upstream demo scripts),
-   with the same scene, and prints the ratio.
+   for all frames (ours), and the upstream demo scripts' way (a new pyrender.OffscreenRenderer, scene
+   and mesh every frame, their lights and material, same camera), and prints the ratio.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def time_command(audio: Path, folder: Path, size: int) -> tuple[float, float, Pa
 
 def time_renderers(vertices: np.ndarray, faces: np.ndarray, size: int) -> tuple[float, float, str]:
     """Frames per second of one reused FaceRenderer and of a new OffscreenRenderer every frame."""
-    from talking_faces.render import FaceRenderer, build_scene, skin_material
+    from talking_faces.render import FaceRenderer, build_scene
 
     with FaceRenderer(vertices[0], faces, size=size) as ours:
         ours.render(vertices[0])  # compile shaders outside the timing, as the command does once
@@ -82,11 +82,17 @@ def time_renderers(vertices: np.ndarray, faces: np.ndarray, size: int) -> tuple[
     import pyrender  # after FaceRenderer chose the OpenGL backend
     import trimesh
 
+    # The upstream demo (main/render.py): per frame a new mesh, scene and OpenGL context; five
+    # directional lights (all shining along -z), a grey metallic BLEND material, no culling.
+    material = pyrender.MetallicRoughnessMaterial(
+        alphaMode="BLEND", baseColorFactor=[0.3, 0.3, 0.3, 1.0], metallicFactor=0.8, roughnessFactor=0.8
+    )
     start = time.perf_counter()
-    for frame in vertices:  # the upstream demo: new mesh, scene and OpenGL context for every frame
+    for frame in vertices:
         scene = build_scene(vertices[0])
-        mesh = trimesh.Trimesh(frame, faces, process=False)
-        scene.add(pyrender.Mesh.from_trimesh(mesh, material=skin_material(), smooth=True))
+        for _ in range(5):
+            scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=2.0))
+        scene.add(pyrender.Mesh.from_trimesh(trimesh.Trimesh(frame, faces, process=False), material=material, smooth=True))
         offscreen = pyrender.OffscreenRenderer(size, size)
         offscreen.render(scene, flags=pyrender.RenderFlags.SKIP_CULL_FACES)
         offscreen.delete()

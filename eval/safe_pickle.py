@@ -22,7 +22,7 @@ class ChumpyArray:
     """What a pickled chumpy object becomes: its state, and the array stored in it; no chumpy code runs.
 
     A plain `chumpy.ch.Ch` pickles its `__dict__`, whose value lives under `x`. Expressions (chumpy
-    sums, reorderings) store operands rather than a value, so they have no `array`.
+    sums, reorderings) store their chumpy operands rather than a value, so they have no `array`.
     """
 
     pickled_name = "chumpy.ch.Ch"
@@ -33,13 +33,13 @@ class ChumpyArray:
 
     @property
     def array(self) -> np.ndarray:
-        """The stored value: `x` of the state, else its only ndarray."""
+        """The stored value: `x` of the state, else its only ndarray unless it has chumpy operands."""
         fields = _state_fields(self.state)
         if "x" in fields:
             value = fields["x"]
             return value.array if isinstance(value, ChumpyArray) else np.asarray(value)
         arrays = [v for v in fields.values() if isinstance(v, np.ndarray)]
-        if len(arrays) != 1:
+        if len(arrays) != 1 or any(isinstance(v, ChumpyArray) for v in fields.values()):
             raise TalkingFacesError(
                 f"A pickled {self.pickled_name} holds no stored array (it is a chumpy expression); re-save the "
                 "pickle with numpy arrays (chumpy's `.r`)."
@@ -59,8 +59,8 @@ def _state_fields(state: Any) -> dict:
 
 _SPARSE_MODULES = {"scipy.sparse", "scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse.csr", "scipy.sparse._csr"}
 _SPARSE_CLASSES = {"csc_matrix", "csr_matrix", "csc_array", "csr_array"}
-_BUILTINS = {"set", "frozenset", "list", "dict", "tuple", "int", "float", "complex", "bool", "str", "bytes",
-             "bytearray", "slice", "range"}
+_BUILTINS = {"object", "set", "frozenset", "list", "dict", "tuple", "int", "float", "complex", "bool", "str",
+             "bytes", "bytearray", "slice", "range"}
 _NUMPY = {
     ("numpy", "ndarray"), ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),

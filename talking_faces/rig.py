@@ -53,29 +53,29 @@ TERMS: dict[str, list[Term]] = {
     "AU7": [("eye_centre", (2, -11, 12), (16, 8, 14), (0.0, 1.0, 0.08), None, 1.0)],
     "AU9": [("glabella", (0, -12, 0), (16, 12, 14), (0.0, -1.0, 0.0), None, 1.0),
             ("ala", (0, 3, 0), (8, 8, 8), (0.0, 1.0, 0.0), None, 0.4)],
-    "AU10": [("upper_lip_centre", (0, 4, 80), (24, 14, 18), (0.0, 0.98, 0.19), "upper", 1.0)],
+    "AU10": [("upper_lip_centre", (0, 4, 0), (24, 14, 80), (0.0, 0.98, 0.19), "upper", 1.0)],
     "AU11": [("ala", (4, -12, 0), (12, 14, 14), (0.2, 1.0, -0.1), "upper", 1.0)],
-    "AU12": [("mouth_corner", (2, 0, 80), (24, 22, 24), (0.35, 0.68, -0.6), None, 1.0)],
-    "AU14": [("mouth_corner", (4, 0, 80), (18, 16, 18), (-0.15, 0.6, -0.8), None, 1.0)],
+    "AU12": [("mouth_corner", (2, 0, 0), (24, 22, 80), (0.35, 0.68, -0.6), None, 1.0)],
+    "AU14": [("mouth_corner", (4, 0, 0), (18, 16, 80), (-0.15, 0.6, -0.8), None, 1.0)],
     "AU15": [("mouth_corner", (1, -3, 0), (20, 20, 80), (0.05, -1.0, 0.0), None, 1.0)],
     "AU16": [("lower_lip_centre", (0, -3, 0), (22, 14, 80), (0.0, -0.85, -0.3), "lower", 1.0)],
     "AU17": [("lower_lip_centre", (0, -14, 0), (24, 20, 80), (0.0, 1.0, 0.25), "lower", 1.0)],
-    "AU18": [("mouth_centre", (0, 0, 80), (34, 22, 26), (-0.35, -0.1, 0.93), None, 1.0)],
-    "AU20": [("mouth_corner", (0, 0, 80), (24, 20, 24), (0.6, -0.45, -0.55), None, 1.0)],
-    "AU22": [("mouth_centre", (0, 0, 80), (30, 18, 22), (-0.15, 0.0, 1.0), None, 1.0),
-             ("upper_lip_centre", (0, 0, 80), (22, 10, 16), (0.0, 1.0, 0.0), "upper", 0.25),
-             ("lower_lip_centre", (0, 0, 80), (22, 10, 16), (0.0, -1.0, 0.0), "lower", 0.25)],
+    "AU18": [("mouth_centre", (0, 0, 0), (34, 22, 80), (-0.35, -0.1, 0.93), None, 1.0)],
+    "AU20": [("mouth_corner", (0, 0, 0), (24, 20, 80), (0.6, -0.45, -0.55), None, 1.0)],
+    "AU22": [("mouth_centre", (0, 0, 0), (30, 18, 80), (-0.15, 0.0, 1.0), None, 1.0),
+             ("upper_lip_centre", (0, 0, 0), (22, 10, 80), (0.0, 1.0, 0.0), "upper", 0.25),
+             ("lower_lip_centre", (0, 0, 0), (22, 10, 80), (0.0, -1.0, 0.0), "lower", 0.25)],
     "AU23": [("mouth_corner", (-2, 0, 0), (22, 14, 80), (-0.85, 0.1, 0.3), None, 1.0),
-             ("upper_lip_centre", (0, 0, 80), (22, 10, 16), (0.0, -0.4, 0.0), "upper", 0.3),
-             ("lower_lip_centre", (0, 0, 80), (22, 10, 16), (0.0, 0.4, 0.0), "lower", 0.3)],
+             ("upper_lip_centre", (0, 0, 0), (22, 10, 80), (0.0, -0.4, 0.0), "upper", 0.3),
+             ("lower_lip_centre", (0, 0, 0), (22, 10, 80), (0.0, 0.4, 0.0), "lower", 0.3)],
     # Pressing: both lips move up and back together, closing only a little (they must not cross).
-    "AU24": [("mouth_centre", (0, 0, 80), (30, 16, 20), (0.0, 0.5, -0.85), None, 1.0),
-             ("upper_lip_centre", (0, 0, 80), (24, 10, 16), (0.0, -0.12, 0.0), "upper", 1.0),
-             ("lower_lip_centre", (0, 0, 80), (24, 10, 16), (0.0, 0.2, 0.0), "lower", 1.0)],
-    "AU25": [("upper_lip_centre", (0, 0, 80), (26, 12, 18), (0.0, 1.0, 0.0), "upper", 0.3),
-             ("lower_lip_centre", (0, 0, 80), (26, 14, 18), (0.0, -0.93, -0.33), "lower", 1.0)],
-    "AU28": [("mouth_centre", (0, 0, 80), (28, 18, 20), (0.0, 0.0, -1.0), None, 1.0)],
-    "AU33": [("mouth_corner", (16, 10, 80), (24, 24, 30), (0.5, 0.0, 0.86), None, 1.0)],
+    "AU24": [("mouth_centre", (0, 0, 0), (30, 16, 80), (0.0, 0.5, -0.85), None, 1.0),
+             ("upper_lip_centre", (0, 0, 0), (24, 10, 80), (0.0, -0.12, 0.0), "upper", 1.0),
+             ("lower_lip_centre", (0, 0, 0), (24, 10, 80), (0.0, 0.2, 0.0), "lower", 1.0)],
+    "AU25": [("upper_lip_centre", (0, 0, 0), (26, 12, 80), (0.0, 1.0, 0.0), "upper", 0.3),
+             ("lower_lip_centre", (0, 0, 0), (26, 14, 80), (0.0, -0.93, -0.33), "lower", 1.0)],
+    "AU28": [("mouth_centre", (0, 0, 0), (28, 18, 80), (0.0, 0.0, -1.0), None, 1.0)],
+    "AU33": [("mouth_corner", (16, 10, 0), (24, 24, 80), (0.5, 0.0, 0.86), None, 1.0)],
 }
 
 
@@ -181,7 +181,7 @@ def _prepare(points: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -> _Fa
     normal *= np.sign(normal[1]) / np.linalg.norm(normal)
     below = 1.0 - smoothstep(-14 * mm, 10 * mm, (points - hinge) @ normal)
     mouth = 0.5 * (lm["upper_lip_centre"] + lm["lower_lip_centre"])
-    near_mouth = 1.0 - smoothstep(30 * mm, 50 * mm, np.linalg.norm(points - mouth, axis=1))
+    near_mouth = 1.0 - smoothstep(40 * mm, 60 * mm, np.linalg.norm(points - mouth, axis=1))
     jaw = near_mouth * (1.0 - upper) + (1.0 - near_mouth) * below
     jaw *= smoothstep(hinge[2] - 5 * mm, hinge[2] + 20 * mm, points[:, 2])
     jaw *= smoothstep(lm["chin"][1] - 45 * mm, lm["chin"][1] - 12 * mm, points[:, 1])

@@ -40,20 +40,20 @@ def _predict(identity, stage2, stage1):
     return bases.predict_basis_cached(identity, stage2, stage1, device="cpu")
 
 
-def test_offsets_are_targets_minus_the_input_template(flame, checkpoints):
+def test_offsets_are_targets_minus_the_predicted_neutral(flame, checkpoints):
     stage2, stage1, model = checkpoints
     basis = _predict(flame, stage2, stage1)
     with torch.no_grad():
         raw = model(torch.from_numpy(flame.vertices.reshape(1, -1))).rows[0].numpy().reshape(33, -1, 3)
     assert basis.offsets.shape == (32, 5023, 3)
-    np.testing.assert_array_equal(basis.template, flame.vertices)
-    # weight 1 on AU k reproduces the predicted target k; zero weights give the user's identity
+    np.testing.assert_allclose(basis.template, raw[0], atol=1e-6)
+    # as upstream's au_control: weight 1 on AU k adds target_k - predicted neutral to the user's identity
     neutral, zero_speech = torch.from_numpy(flame.vertices), torch.zeros(1, 5023, 3)
     for k in (0, 20, 31):
         w = torch.zeros(1, 32)
         w[0, k] = 1.0
         out = compose(neutral, zero_speech, w, torch.from_numpy(basis.offsets))[0].numpy()
-        np.testing.assert_allclose(out, raw[k + 1], atol=1e-6)
+        np.testing.assert_allclose(out, flame.vertices + raw[k + 1] - raw[0], atol=1e-6)
     rest = compose(neutral, zero_speech, torch.zeros(1, 32), torch.from_numpy(basis.offsets))[0]
     assert torch.equal(rest, neutral)
     assert float(np.abs(basis.offsets).max()) > 1e-3  # the tiny model predicts real motion
@@ -111,8 +111,10 @@ def test_bases_command_writes_the_aublendset_layout(flame, checkpoints, tmp_path
                                       "--codebook", str(stage1), "--out", str(out), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     rows = np.load(out)
-    assert rows.shape == (33, 15069)
-    np.testing.assert_array_equal(rows[0], flame.vertices.reshape(-1))
+    assert rows.shape == (33, 15069) and rows.dtype == np.float32
+    with torch.no_grad():  # upstream's predict output, row for row
+        raw = model(torch.from_numpy(flame.vertices.reshape(1, -1))).rows[0].numpy()
+    np.testing.assert_allclose(rows, raw, atol=1e-6, rtol=0)
 
 
 def test_render_pipeline_uses_the_predicted_bases(flame, checkpoints, tmp_path):

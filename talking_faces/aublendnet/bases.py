@@ -1,9 +1,9 @@
 """AU bases of an identity predicted by AUBlendNet, with a content-addressed cache.
 
-Offsets are `B_k = target_k - T`, with T the user's own neutral (the input template), not the
-predicted row 0 that upstream `au_control.py` subtracts. So the mesh at zero weights is exactly the
-user's identity, and weight 1 on AU k gives exactly upstream's predicted target k. The price is that
-the decoder's neutral error (predicted row 0 - T, typically microns) is part of every offset.
+The rows are upstream's prediction as it is: row 0 the decoded neutral, rows 1..32 the AU targets.
+Offsets are `B_k = target_k - row_0`, what upstream's `au_control.py` blends, so the decoder's error
+on the neutral cancels, `--au-basis bases.npy` gives the same offsets as `--aublendnet`, and the
+mesh at zero weights is exactly the user's identity (offsets are added to its own vertices).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .checkpoints import DEFAULT_HEADS, load_predictor
 from .predictor import StyleBlendNet
 
 CACHE_ENV = "TALKFACE_CACHE_DIR"
-CACHE_VERSION = b"aublendnet-bases-v1"
+CACHE_VERSION = b"aublendnet-bases-v2"
 _CHUNK = 1 << 22
 
 
@@ -100,11 +100,10 @@ def predict_rows(model: StyleBlendNet, templates: torch.Tensor) -> torch.Tensor:
 
 
 def aublendset_rows(model: StyleBlendNet, identity: Identity) -> np.ndarray:
-    """The AUBlendSet layout `(33, V*3)` float32: row 0 the identity's neutral, rows 1..32 the predicted targets."""
+    """The AUBlendSet layout `(33, V*3)` float32: row 0 the predicted neutral, rows 1..32 the predicted targets."""
     check_identity(identity, model)
     template = torch.from_numpy(identity.vertices.reshape(1, -1))
-    targets = predict_rows(model, template)[0, 1:].float().cpu().numpy()
-    return np.concatenate([identity.vertices.reshape(1, -1), targets]).astype(np.float32)
+    return predict_rows(model, template)[0].float().cpu().numpy()
 
 
 def save_npy_atomic(path: Path, rows: np.ndarray) -> None:

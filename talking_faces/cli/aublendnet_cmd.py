@@ -28,7 +28,7 @@ def bases(
     identity: Path = typer.Option(..., help="Neutral FLAME-topology mesh (OBJ, PLY, NPY, NPZ)."),
     aublendnet: Path = typer.Option(..., help="AUBlendNet stage-2 checkpoint (model.pth.tar)."),
     codebook: Path = typer.Option(..., help="AU codebook stage-1 checkpoint (model.pth.tar)."),
-    out: Path = typer.Option(..., help="Output .npy: row 0 the template, rows 1..32 the AU targets."),
+    out: Path = typer.Option(..., help="Output .npy: row 0 the predicted neutral, rows 1..32 the predicted AU targets (upstream's output)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
 ) -> None:
     from talking_faces.aublendnet.bases import predict_aublendset_cached, save_npy_atomic
