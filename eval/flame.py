@@ -17,6 +17,7 @@ from talking_faces.errors import TalkingFacesError
 from .safe_pickle import load_pickle
 
 SHAPE_COMPONENTS = 300  # FLAME's shapedirs hold 300 identity components, then the expression components
+FLAME_JOINTS = 5  # global (root), neck, jaw, left eye, right eye
 JAW_JOINT = 2
 MODEL_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "kintree_table", "weights", "f")
 
@@ -64,16 +65,16 @@ def load_flame_model(path: str | Path) -> FlameModel:
         raise TalkingFacesError(f"FLAME model not found: {path}; pass --flame-model path/to/generic_model.pkl.")
     raw = load_pickle(path)
     if not isinstance(raw, dict):
-        raise TalkingFacesError(f"{path} is not a FLAME model (a pickled {type(raw).__name__}); pass FLAME's generic_model.pkl.")
+        raise _not_flame(path, f"it holds a pickled {type(raw).__name__}")
     missing = [key for key in MODEL_KEYS if key not in raw]
     if missing:
-        raise TalkingFacesError(f"{path} is not a FLAME model: it lacks {', '.join(missing)}; pass FLAME's generic_model.pkl.")
+        raise _not_flame(path, f"it lacks {', '.join(missing)}")
     arrays = {key: _dense(raw[key], path, key) for key in MODEL_KEYS}
     _check_shapes(arrays, path)
     parents = arrays["kintree_table"][0].astype(np.int64)
     parents[0] = -1  # the root's parent is stored as 2**32 - 1
     if not all(0 <= p < i for i, p in enumerate(parents[1:], 1)):
-        raise TalkingFacesError(f"{path} is not a FLAME model: its kinematic tree is malformed; pass FLAME's generic_model.pkl.")
+        raise _not_flame(path, f"its kinematic tree {arrays['kintree_table'].tolist()} lists a child before its parent")
     return FlameModel(
         v_template=arrays["v_template"].astype(np.float64),
         shapedirs=arrays["shapedirs"].astype(np.float64),
@@ -105,21 +106,20 @@ def _check_shapes(arrays: dict[str, np.ndarray], path: Path) -> None:
     }
     for key, want in expected.items():
         if shape[key] != want or 0 in want:
-            raise TalkingFacesError(
-                f"{path} is not a FLAME model: '{key}' has shape {shape[key]}, expected {want}; pass FLAME's generic_model.pkl."
-            )
+            raise _not_flame(path, f"'{key}' has shape {shape[key]}, expected {want}")
     if k <= SHAPE_COMPONENTS:
-        raise TalkingFacesError(
-            f"{path} is not a FLAME model: 'shapedirs' has {k} components, expected {SHAPE_COMPONENTS} identity + "
-            "expression components; pass FLAME's generic_model.pkl."
-        )
+        raise _not_flame(path, f"'shapedirs' has {k} components, expected {SHAPE_COMPONENTS} shape + expression ones")
 
 
-def flame_pose(jaw: np.ndarray, global_rotation: np.ndarray | None = None, num_joints: int = 5) -> np.ndarray:
-    """`(T, 3 * num_joints)` full axis-angle pose from a `(T, 3)` jaw rotation and an optional `(T, 3)` global
-    rotation; neck and eyes stay at rest."""
+def _not_flame(path: Path, problem: str) -> TalkingFacesError:
+    return TalkingFacesError(f"{path} is not a FLAME model: {problem}; pass FLAME's generic_model.pkl.")
+
+
+def flame_pose(jaw: np.ndarray, global_rotation: np.ndarray | None = None) -> np.ndarray:
+    """`(T, 15)` FLAME pose (global, neck, jaw, left eye, right eye) from a `(T, 3)` jaw rotation and an
+    optional `(T, 3)` global rotation; neck and eyes stay at rest."""
     jaw = np.asarray(jaw, dtype=np.float64)
-    pose = np.zeros((jaw.shape[0], num_joints, 3))
+    pose = np.zeros((jaw.shape[0], FLAME_JOINTS, 3))
     pose[:, JAW_JOINT] = jaw
     if global_rotation is not None:
         pose[:, 0] = global_rotation
@@ -160,15 +160,15 @@ def flame_vertices(
             "pass a FLAME model with enough expression components."
         )
     if shape.shape[-1] > SHAPE_COMPONENTS or shape.shape[:-1] not in ((), (frames,)):
-        raise TalkingFacesError(f"FLAME shape of shape {shape.shape}, expected (S,) or ({frames}, S) with S <= 300.")
+        raise TalkingFacesError(f"FLAME shape of shape {shape.shape}; pass (S,) or ({frames}, S) with S <= 300")
     if pose.shape != (frames, 3 * num_joints):
-        raise TalkingFacesError(f"FLAME pose of shape {pose.shape}, expected ({frames}, {3 * num_joints}); see flame_pose.")
+        raise TalkingFacesError(f"FLAME pose of shape {pose.shape}; pass ({frames}, {3 * num_joints}), see flame_pose")
     coefficients = np.zeros((frames, model.shapedirs.shape[2]))
     coefficients[:, : shape.shape[-1]] = shape  # (S,) broadcasts over frames
     coefficients[:, SHAPE_COMPONENTS : SHAPE_COMPONENTS + num_expressions] = expression
     blendshapes = coefficients @ model.shapedirs.reshape(num_vertices * 3, -1).T
     v_shaped = model.v_template + blendshapes.reshape(frames, num_vertices, 3)
-    joints = np.einsum("jv,tvc->tjc", model.J_regressor, v_shaped)
+    joints = model.J_regressor @ v_shaped  # (T, J, 3)
 
     rotations = rodrigues(pose.reshape(frames, num_joints, 3))
     pose_feature = (rotations[:, 1:] - np.eye(3)).reshape(frames, -1)

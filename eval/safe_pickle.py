@@ -18,6 +18,19 @@ import numpy as np
 from talking_faces.errors import TalkingFacesError
 
 
+def _torch_tensor_from_bytes(data: bytes) -> Any:
+    # Tensors pickled with plain `pickle` embed a torch.save blob; read it with torch's own safe loader.
+    import torch
+
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def _torch_rebuild(name: str) -> Any:
+    import torch._utils
+
+    return getattr(torch._utils, name)
+
+
 class ChumpyArray:
     """What a pickled chumpy object becomes: its state, and the array stored in it; no chumpy code runs.
 

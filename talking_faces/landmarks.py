@@ -71,7 +71,7 @@ class Landmarks:
 
 
 def mesh_adjacency(num_vertices: int, faces: np.ndarray):
-    """Symmetric vertex adjacency `(V, V)` scipy CSR matrix with edge lengths to be filled by callers (ones)."""
+    """Symmetric vertex adjacency `(V, V)`: a scipy CSR matrix with 1 for every mesh edge."""
     from scipy import sparse
 
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])

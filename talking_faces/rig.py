@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
@@ -48,13 +49,11 @@ TERMS: dict[str, list[Term]] = {
     "AU1": [("brow_inner", (0, 0, 0), (16, 14, 16), (-0.1, 1.0, 0.05), None, 1.0)],
     "AU2": [("brow_outer", (0, 0, 0), (18, 14, 18), (0.0, 0.98, -0.18), None, 1.0)],
     "AU4": [("brow_inner", (5, -2, 0), (18, 13, 16), (-0.35, -0.93, 0.2), None, 1.0)],
-    "AU6": [("eye_centre", (22, -40, 0), (20, 20, 30), (0.05, 1.0, 0.1), None, 1.0),
-            ("eye_centre", (3, -12, 12), (14, 7, 14), (0.0, 1.0, 0.1), None, 0.3)],
-    "AU7": [("eye_centre", (2, -11, 12), (16, 8, 14), (0.0, 1.0, 0.08), None, 1.0)],
+    "AU6": [("eye_centre", (22, -40, 0), (20, 20, 30), (0.05, 1.0, 0.1), None, 1.0)],  # + lower lids, below
     "AU9": [("glabella", (0, -12, 0), (16, 12, 14), (0.0, -1.0, 0.0), None, 1.0),
             ("ala", (0, 3, 0), (8, 8, 8), (0.0, 1.0, 0.0), None, 0.4)],
     "AU10": [("upper_lip_centre", (0, 4, 0), (24, 14, 80), (0.0, 0.98, 0.19), "upper", 1.0)],
-    "AU11": [("ala", (4, -12, 0), (12, 14, 14), (0.2, 1.0, -0.1), "upper", 1.0)],
+    "AU11": [("ala", (6, -12, 0), (14, 13, 16), (0.4, 0.85, -0.35), None, 1.0)],
     "AU12": [("mouth_corner", (2, 0, 0), (24, 22, 80), (0.35, 0.68, -0.6), None, 1.0)],
     "AU14": [("mouth_corner", (4, 0, 0), (18, 16, 80), (-0.15, 0.6, -0.8), None, 1.0)],
     "AU15": [("mouth_corner", (1, -3, 0), (20, 20, 80), (0.05, -1.0, 0.0), None, 1.0)],
@@ -134,11 +133,19 @@ class _Face:
     mirror: np.ndarray  # (V,) mirror partner of each vertex
 
     def point(self, name: str) -> np.ndarray:
-        """A landmark, or a point derived from two: `mouth_centre`, `glabella` (between the inner brows)."""
-        pairs = {"mouth_centre": ("upper_lip_centre", "lower_lip_centre"), "glabella": ("brow_inner_l", "brow_inner_r")}
-        if name in pairs:
-            return 0.5 * (self.landmarks.points[pairs[name][0]] + self.landmarks.points[pairs[name][1]])
-        return self.landmarks.points[name]
+        return _point(self.landmarks, name)
+
+
+# Points the fields use that lie midway between two landmarks.
+MIDPOINTS = {"mouth_centre": ("upper_lip_centre", "lower_lip_centre"), "glabella": ("brow_inner_l", "brow_inner_r")}
+
+
+def _point(landmarks: Landmarks, name: str) -> np.ndarray:
+    """A landmark `(3,)`, or one of the `MIDPOINTS`."""
+    if name in MIDPOINTS:
+        first, second = MIDPOINTS[name]
+        return 0.5 * (landmarks.points[first] + landmarks.points[second])
+    return landmarks.points[name]
 
 
 def _sided_distances(graph, first: np.ndarray, second: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
@@ -160,13 +167,14 @@ def _side_weight(d_first: np.ndarray, d_second: np.ndarray, band: float) -> np.n
 
 
 def _prepare(points: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -> _Face:
+    """The shared weights of a mesh `(V, 3)`: mouth and lid sides, jaw, mirror map."""
     mm = landmarks.eye_distance / REFERENCE_EYE_DISTANCE * 1e-3
     lm, n = landmarks.points, len(points)
     skin = np.ones(n)
     skin[np.concatenate([landmarks.indices["eyeball_l"], landmarks.indices["eyeball_r"]])] = 0.0
     adjacency = mesh_adjacency(n, faces).tocoo()
     lengths = np.linalg.norm(points[adjacency.row] - points[adjacency.col], axis=1)
-    graph = adjacency.__class__((lengths, (adjacency.row, adjacency.col)), shape=(n, n)).tocsr()
+    graph = sparse.csr_matrix((lengths, (adjacency.row, adjacency.col)), shape=(n, n))
 
     upper_lip, lower_lip = landmarks.indices["upper_lip"][1:-1], landmarks.indices["lower_lip"][1:-1]
     d_up, d_low = _sided_distances(graph, upper_lip, lower_lip, 90 * mm)
@@ -180,8 +188,7 @@ def _prepare(points: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -> _Fa
     normal = np.cross(hinge_l - hinge_r, corners - hinge)
     normal *= np.sign(normal[1]) / np.linalg.norm(normal)
     below = 1.0 - smoothstep(-14 * mm, 10 * mm, (points - hinge) @ normal)
-    mouth = 0.5 * (lm["upper_lip_centre"] + lm["lower_lip_centre"])
-    near_mouth = 1.0 - smoothstep(40 * mm, 60 * mm, np.linalg.norm(points - mouth, axis=1))
+    near_mouth = 1.0 - smoothstep(40 * mm, 60 * mm, np.linalg.norm(points - _point(landmarks, "mouth_centre"), axis=1))
     jaw = near_mouth * (1.0 - upper) + (1.0 - near_mouth) * below
     jaw *= smoothstep(hinge[2] - 5 * mm, hinge[2] + 20 * mm, points[:, 2])
     jaw *= smoothstep(lm["chin"][1] - 45 * mm, lm["chin"][1] - 12 * mm, points[:, 1])
@@ -269,7 +276,10 @@ def _raw_fields(face: _Face) -> dict[str, np.ndarray]:
     """Every AU's field `(V, 3)` before symmetrisation and calibration (AU30R and AU62 excepted)."""
     fields = {au: sum(_term_field(face, term) for term in terms) for au, terms in TERMS.items()}
     x_axis, y_axis = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
-    fields["AU5"] = sum(_lid_rotation(face, s, face.upper_lid[s], np.full(len(face.points), -1.0)) for s in ("l", "r"))
+    up = np.full(len(face.points), -1.0)  # negative angles lift the lids over the eyeball
+    fields["AU5"] = sum(_lid_rotation(face, s, face.upper_lid[s], up) for s in ("l", "r"))
+    fields["AU7"] = sum(_lid_rotation(face, s, face.lower_lid[s], up) for s in ("l", "r"))
+    fields["AU6"] = fields["AU6"] + 0.3 * fields["AU7"] / np.linalg.norm(fields["AU7"], axis=1).max()
     fields["AU26"] = _jaw_rotation(face, TARGET_MAX_MM["AU26"])
     fields["AU27"] = _jaw_rotation(face, TARGET_MAX_MM["AU27"])
     fields["AU29"] = face.jaw[:, None] * np.array([0.0, -0.35, 0.94])

@@ -72,8 +72,7 @@ def test_shading_follows_the_lights():
     key = np.array(LIGHTS[0][0]) / np.linalg.norm(LIGHTS[0][0])
     normals = np.array([key, -key, [0.0, 0.0, 1.0]], dtype=np.float32)
     unlit = np.array([[0.0, -0.98, -0.196]], dtype=np.float32)  # down and back: no light reaches it
-    points = np.zeros((4, 3), np.float32)
-    colours = shade_vertices(points, np.concatenate([normals, unlit]), eye=np.array([0.0, 0.0, 1.0]))
+    colours = shade_vertices(np.concatenate([normals, unlit]))
     assert colours.shape == (4, 4) and colours.dtype == np.float32 and np.all(colours[:, 3] == 1)
     assert np.all((colours >= 0) & (colours <= 1))
     assert colours[0, :3].sum() > colours[2, :3].sum() > colours[1, :3].sum()  # towards key > frontal > away

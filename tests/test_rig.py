@@ -239,3 +239,20 @@ def test_meshes_without_landmarks_raise():
     identity = Identity(np.asarray(sphere.vertices, np.float32), np.asarray(sphere.faces, np.int64), "ball")
     with pytest.raises(TalkingFacesError, match="--au-basis"):
         build_rig_basis(identity)
+
+
+def _normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    n = np.cross(points[faces[:, 1]] - points[faces[:, 0]], points[faces[:, 2]] - points[faces[:, 0]])
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-15)
+
+
+def test_visemes_and_emotions_do_not_fold_the_skin(rigged):
+    identity, _, offsets, tolerance = rigged
+    neutral = identity.vertices.astype(np.float64)
+    before = _normals(neutral, identity.faces)
+    shapes = {**VISEMES, **{e: w for e, w in EMOTION_AUS.items() if w}}
+    allowed = 0 if tolerance < 1e-3 else 3  # FLAME: a couple of tiny faces in the inner eye corner
+    for name, weights in shapes.items():
+        shape = neutral + sum(w * offsets[AU_INDEX[au]] for au, w in weights.items())
+        flipped = int(((_normals(shape, identity.faces) * before).sum(axis=1) < 0).sum())
+        assert flipped <= allowed, name

@@ -85,8 +85,10 @@ def _parameters(path: Path, mmap: bool = False) -> dict[str, np.ndarray]:
         params = arrays["params"]
         params = params[0] if params.ndim == 3 and params.shape[0] == 1 else params
         if params.ndim != 2 or params.shape[1] != EMOTE_WIDTH or params.shape[0] == 0:
-            raise TalkingFacesError(f"{path}: expected FLAME parameters of shape {EMOTE_SHAPE}, got {arrays['params'].shape}.")
-        return {"shape": params[:, :SHAPE_COMPONENTS], "expression": params[:, SHAPE_COMPONENTS:-3], "jaw": params[:, -3:]}
+            got = arrays["params"].shape
+            raise TalkingFacesError(f"{path}: expected FLAME parameters of shape {EMOTE_SHAPE}, got {got}.")
+        shape, expression, jaw = params[:, :SHAPE_COMPONENTS], params[:, SHAPE_COMPONENTS:-3], params[:, -3:]
+        return {"shape": shape, "expression": expression, "jaw": jaw}
     expression, pose = arrays.get("expression"), arrays.get("pose")
     if expression is None or pose is None or expression.ndim != 2 or 0 in expression.shape \
             or pose.shape != (expression.shape[0], 6):
