@@ -41,6 +41,12 @@ def check_output_writable(path: Path) -> None:
         raise TalkingFacesError(f"Cannot write to {folder}: {exc.strerror}; choose a writable output folder.") from None
 
 
+def check_size(size: int) -> None:
+    """Raise a TalkingFacesError unless `size` is a valid video width and height (even, for yuv420p)."""
+    if size % 2:
+        raise TalkingFacesError(f"Video size {size} is odd; H.264 in yuv420p needs an even size such as {size + 1}.")
+
+
 def render_mp4(
     animation: Animation,
     out: Path,
@@ -54,8 +60,7 @@ def render_mp4(
     length. The file appears at `out` only when complete; on any failure or interrupt nothing is left.
     """
     out = Path(out)
-    if size % 2:
-        raise TalkingFacesError(f"Video size {size} is odd; H.264 in yuv420p needs an even size such as {size + 1}.")
+    check_size(size)
     check_output_writable(out)
     renderer = FaceRenderer(animation.vertices[0], animation.faces, size=size, gl=gl)
     # ffmpeg creates it (so it gets the user's usual permissions); the random part avoids clashes.

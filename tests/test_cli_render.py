@@ -79,6 +79,7 @@ def in_process_cases(files: dict[str, Path]) -> dict[str, list[str]]:
         "basis_mismatch": render_args(speech, "--identity", str(files["sphere"]), "--au-basis", str(files["small_basis"])),
         "missing_out_dir": render_args(speech, "--out", "no/such/folder/face.mp4"),
         "unknown_gl": render_args(speech, "--gl", "vulkan"),
+        "odd_size": [*render_args(speech), "--size", "65"],
         "no_ffmpeg": render_args(speech),  # run with IMAGEIO_FFMPEG_EXE pointing nowhere
     }
 
@@ -155,6 +156,7 @@ def assert_one_line_error(run: Run, phrase: str) -> None:
         ("basis_mismatch", "has 100 vertices but the identity has 162"),
         ("missing_out_dir", "does not exist"),
         ("unknown_gl", "use auto, osmesa or egl"),
+        ("odd_size", "size 65 is odd"),
         pytest.param("no_ffmpeg", "Cannot run ffmpeg", marks=needs_pipeline),
     ],
 )

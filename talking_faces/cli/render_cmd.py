@@ -59,9 +59,10 @@ def render(
 ) -> None:
     from talking_faces.gl import use_backend
     from talking_faces.pipeline import animate
-    from talking_faces.video import check_output_writable, render_mp4
+    from talking_faces.video import check_output_writable, check_size, render_mp4
 
     out = out if out is not None else Path(audio.stem + ".mp4")
+    check_size(size)
     check_output_writable(out)
     use_backend(gl)  # a missing OpenGL library fails now, not after the animation
     if save_vertices is not None:
