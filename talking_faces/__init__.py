@@ -2,19 +2,35 @@
 
 Every frame is M = M0 + Offset_spe + Offset_exp, with Offset_exp a weighted sum of the
 identity's 32 AU-blendshape bases (AUBlendSet order).
+
+The names below are imported on first use, so `import talking_faces` (and every `talkface`
+call) does not pay for torch until something needs it.
 """
 
-from .aus import AU_NAMES, EMOTIONS, NUM_AUS
-from .basis import AUBasis, blend, load_aublendset
-from .compose import compose
-from .emotion import EmotionTrack, parse_emotion
-from .errors import TalkingFacesError
-from .identity import FLAME_NUM_VERTICES, Identity, load_identity
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AU_NAMES", "EMOTIONS", "NUM_AUS", "AUBasis", "blend", "load_aublendset", "compose",
-    "EmotionTrack", "parse_emotion", "TalkingFacesError", "FLAME_NUM_VERTICES", "Identity",
-    "load_identity", "__version__",
-]
+_EXPORTS = {
+    "AU_NAMES": "aus", "EMOTIONS": "aus", "NUM_AUS": "aus",
+    "AUBasis": "basis", "blend": "basis", "load_aublendset": "basis",
+    "compose": "compose",
+    "EmotionTrack": "emotion", "parse_emotion": "emotion",
+    "TalkingFacesError": "errors",
+    "FLAME_NUM_VERTICES": "identity", "Identity": "identity", "load_identity": "identity",
+    "load_default_character": "character",
+    "build_rig_basis": "rig",
+    "animate": "pipeline", "Animation": "pipeline",
+    "render_mp4": "video",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'talking_faces' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

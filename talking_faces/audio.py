@@ -21,6 +21,8 @@ def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
             .output("pipe:", format="f32le", ac=1, ar=SAMPLE_RATE)
             .run(cmd=ffmpeg_executable(), capture_stdout=True, capture_stderr=True)
         )
+    except OSError as exc:
+        raise TalkingFacesError(f"Cannot run ffmpeg to decode {path}: {exc.strerror}; reinstall imageio-ffmpeg or convert the file to WAV.") from None
     except ffmpeg.Error as exc:
         last = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
         reason = last[-1] if last else "ffmpeg could not decode it"

@@ -9,6 +9,7 @@ import pytest
 import soundfile
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 def write_speech_like(path: Path, seconds: float = 1.5, rate: int = 22_050, seed: int = 0) -> Path:
@@ -31,6 +32,20 @@ def write_speech_like(path: Path, seconds: float = 1.5, rate: int = 22_050, seed
 def speech_wav(tmp_path: Path) -> Path:
     """A 1.5 s speech-like 22.05 kHz mono WAV in the test's temporary folder."""
     return write_speech_like(tmp_path / "speech.wav")
+
+
+@pytest.fixture(scope="session")
+def speech() -> np.ndarray:
+    """The bundled sample speech (9.3 s, espeak-ng), as 16 kHz float32 samples."""
+    from talking_faces.audio import load_audio
+
+    return load_audio(ASSETS / "sample_speech.wav")
+
+
+@pytest.fixture(scope="session")
+def transcript() -> str:
+    """The transcript of the bundled sample speech."""
+    return (ASSETS / "sample_speech.txt").read_text()
 
 
 @pytest.fixture

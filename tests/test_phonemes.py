@@ -1,6 +1,5 @@
 from pathlib import Path
 
-import numpy as np
 import pytest
 from pocketsphinx import get_model_path
 
@@ -12,22 +11,11 @@ from talking_faces.adapters.phonemes import (
     tidy,
     transcript_words,
 )
-from talking_faces.audio import SAMPLE_RATE, load_audio
+from talking_faces.audio import SAMPLE_RATE
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BILABIALS = {"P", "B", "M"}
 # my name (M, M), speak (P), smile (M), papa (P, P), baked, big, blue (B x3), pie (P)
 SAMPLE_BILABIALS = 10
-
-
-@pytest.fixture(scope="module")
-def speech() -> np.ndarray:
-    return load_audio(ASSETS / "sample_speech.wav")
-
-
-@pytest.fixture(scope="module")
-def transcript() -> str:
-    return (ASSETS / "sample_speech.txt").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,12 @@ from talking_faces.adapters.viseme import (
     loudness,
     speech_weights,
 )
-from talking_faces.audio import SAMPLE_RATE, load_audio
+from talking_faces.audio import SAMPLE_RATE
 from talking_faces.aus import AU_INDEX, AU_NAMES
 from talking_faces.basis import AUBasis
 from talking_faces.errors import TalkingFacesError
 from talking_faces.identity import Identity
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 FPS = VisemeAdapter.fps
 LIP_AUS = {"AU10", "AU16", "AU17", "AU18", "AU20", "AU22", "AU23", "AU24", "AU25", "AU26", "AU27", "AU28"}
 OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "EY"}
@@ -52,16 +51,6 @@ def face() -> tuple[Identity, AUBasis]:
 @pytest.fixture(scope="module")
 def adapter() -> VisemeAdapter:
     return VisemeAdapter.from_checkpoint(None, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def speech() -> np.ndarray:
-    return load_audio(ASSETS / "sample_speech.wav")
-
-
-@pytest.fixture(scope="module")
-def transcript() -> str:
-    return (ASSETS / "sample_speech.txt").read_text()
 
 
 @pytest.fixture(scope="module")

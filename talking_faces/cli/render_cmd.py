@@ -9,7 +9,7 @@ import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from talking_faces.emotion import __doc__ as EMOTION_GRAMMAR
+from talking_faces.emotion import SPEC_GRAMMAR
 from talking_faces.errors import TalkingFacesError
 
 from .common import app, console
@@ -38,7 +38,7 @@ def _stage_progress() -> Progress:
     )
 
 
-@app.command(help="Render speech as an MP4 of a 3D face that talks and shows an emotion.\n\n" + EMOTION_GRAMMAR)
+@app.command(help="Render speech as an MP4 of a 3D face that talks and shows an emotion.\n\nEmotion specs (--emotion):\n\n" + SPEC_GRAMMAR)
 def render(
     audio: Path = typer.Argument(..., help="Speech audio (WAV, FLAC, MP3, M4A, OGG; any sample rate)."),
     identity: Optional[Path] = typer.Option(None, help="Neutral mesh (OBJ, PLY, NPY, NPZ). Default: the bundled character."),
@@ -57,8 +57,9 @@ def render(
     gl: str = typer.Option("auto", help="OpenGL backend: auto, osmesa or egl."),
     save_vertices: Optional[Path] = typer.Option(None, help="Also write the final (T, V, 3) float32 vertices to this .npy."),
 ) -> None:
+    from talking_faces.emotion import parse_emotion
     from talking_faces.gl import use_backend
-    from talking_faces.pipeline import animate
+    from talking_faces.pipeline import animate, load_identity_or_default
     from talking_faces.video import check_output_writable, check_size, render_mp4
 
     out = out if out is not None else Path(audio.stem + ".mp4")
@@ -67,6 +68,12 @@ def render(
     use_backend(gl)  # a missing OpenGL library fails now, not after the animation
     if save_vertices is not None:
         check_output_writable(save_vertices)
+    parse_emotion(emotion)  # a bad spec fails before any file is read
+    face = load_identity_or_default(identity)
+    if face.faces is None:
+        raise TalkingFacesError(
+            f"{identity} holds vertices but no faces, so it cannot be rendered; pass it as OBJ, PLY or NPZ with faces."
+        )
     with _stage_progress() as progress:
         stages = progress.add_task("Starting", total=None)
 
@@ -74,7 +81,7 @@ def render(
             progress.update(stages, description=name)
 
         animation = animate(
-            audio, identity=identity, emotion=emotion, model=model, checkpoint=checkpoint, au_basis=au_basis,
+            audio, identity=face, emotion=emotion, model=model, checkpoint=checkpoint, au_basis=au_basis,
             aublendnet=aublendnet, codebook=codebook, style=style, text=text, fps=fps, device=device, stage=stage,
         )
         progress.update(stages, description="Animation ready", total=1, completed=1)
