@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from talking_faces.atomic import atomic_write
 
 from .scoring import FIELDS, MethodScores
 
@@ -60,9 +61,4 @@ class ResultCache:
         for i, method_scores in enumerate(scores.values()):
             arrays.update({f"{i}.{f}": np.asarray(getattr(method_scores, f), dtype=np.float64) for f in FIELDS})
             arrays[f"{i}.diversity"] = np.asarray(method_scores.diversity, dtype=np.float64)
-        tmp = self.folder / f".{name}.{os.getpid()}.tmp.npz"
-        try:
-            np.savez(tmp, **arrays)
-            os.replace(tmp, self._path(name))
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(self._path(name), lambda tmp: np.savez(tmp, **arrays))

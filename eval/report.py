@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
+
+from talking_faces.atomic import atomic_write
 
 from .runner import EvalResult
 
@@ -14,12 +15,6 @@ from .runner import EvalResult
 SCALES = {"LVE": (-5, "m²"), "FDD": (-7, "m²"), "V-LVE": (-6, "m²"), "diversity": (-3, "m"), "MVE": (-3, "m")}
 METRICS = tuple(SCALES)
 COLUMNS = ("method", "dataset", *METRICS, "sequences", "frames")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def to_json(result: EvalResult) -> dict:
@@ -70,5 +65,5 @@ def write_reports(result: EvalResult, out: Path) -> list[Path]:
     files = {"results.md": to_markdown(result), "results.json": json.dumps(to_json(result), indent=2) + "\n",
              "results.csv": to_csv(result)}
     for name, text in files.items():
-        _write_atomic(out / name, text)
+        atomic_write(out / name, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
     return [out / name for name in files]

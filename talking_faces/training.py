@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from .atomic import atomic_write
 from .devices import resolve_device
 from .errors import TalkingFacesError
 
@@ -75,23 +76,12 @@ def shard(items: Sequence[T], ctx: DistributedContext) -> list[T]:
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """torch.save to a temporary file in the same folder, then rename over `path`."""
-    _atomic_write(Path(path), lambda tmp: torch.save(obj, tmp))
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_write_json(data: Any, path: str | Path) -> None:
     """Write JSON atomically (same-folder temporary file, then rename)."""
-    _atomic_write(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=2)))
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise TalkingFacesError(f"Cannot write {path}: {exc.strerror}; choose a writable --out folder with free space.") from None
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2)))
 
 
 def save_resume_state(out: str | Path, epoch: int, optimizer: torch.optim.Optimizer, checkpoint: str | Path, **extra: Any) -> None:

@@ -9,27 +9,18 @@ Raw release (voca.is.tue.mpg.de):
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from talking_faces.atomic import atomic_write
 from talking_faces.errors import TalkingFacesError
 
 from ..safe_pickle import load_pickle
 
 RAW_FILES = ("data_verts.npy", "raw_audio_fixed.pkl", "subj_seq_to_idx.pkl", "templates.pkl")
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _audio(raw_audio: dict, subject: str, sequence: str, source: Path) -> tuple[np.ndarray, int] | None:
@@ -78,12 +69,12 @@ def convert_raw_vocaset(raw: Path, out: Path, on_sequence: Callable[[str, int], 
             )
         name = f"{subject}_{sequence}"
         motion = np.asarray(verts[rows]).reshape(len(rows), -1)
-        _atomic(out / "vertices_npy" / f"{name}.npy", lambda p: np.save(p, motion))
+        atomic_write(out / "vertices_npy" / f"{name}.npy", lambda p: np.save(p, motion))
         samples, rate = audio
-        _atomic(out / "wav" / f"{name}.wav", lambda p: soundfile.write(str(p), samples, rate, format="WAV"))
+        atomic_write(out / "wav" / f"{name}.wav", lambda p: soundfile.write(str(p), samples, rate, format="WAV"))
         written += 1
         if on_sequence is not None:
             on_sequence(name, len(pairs))
     skipped += sum(1 for s in raw_audio for q in raw_audio[s] if q not in index.get(s, {}))
-    _atomic(out / "templates.pkl", lambda p: shutil.copyfile(raw / "templates.pkl", p))
+    atomic_write(out / "templates.pkl", lambda p: shutil.copyfile(raw / "templates.pkl", p))
     return {"written": written, "skipped": skipped}

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
 from ..aus import NUM_AUS
 from ..basis import AUBasis, basis_from_rows
 from ..devices import resolve_device
@@ -60,12 +60,8 @@ def _remembered_digest(path: str | Path) -> str:
     except OSError:
         digest = file_digest(path)
     try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=memo.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(digest)
-        os.replace(tmp, memo)
-    except OSError:
+        atomic_write(memo, lambda tmp: tmp.write_text(digest))
+    except TalkingFacesError:
         pass  # remembering is an optimisation only
     return digest
 
@@ -106,19 +102,6 @@ def aublendset_rows(model: StyleBlendNet, identity: Identity) -> np.ndarray:
     return predict_rows(model, template)[0].float().cpu().numpy()
 
 
-def save_npy_atomic(path: Path, rows: np.ndarray) -> None:
-    """np.save through a same-folder temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.npy")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def predict_aublendset_cached(
     identity: Identity,
     aublendnet_path: str | Path,
@@ -141,9 +124,9 @@ def predict_aublendset_cached(
     model = load_predictor(aublendnet_path, codebook_path, num_heads).to(resolve_device(device))
     rows = aublendset_rows(model, identity)
     try:
-        save_npy_atomic(cached, rows)
-    except OSError as exc:
-        warnings.warn(f"could not cache AUBlendNet bases in {cached.parent}: {exc.strerror}; set {CACHE_ENV}", stacklevel=2)
+        atomic_write(cached, lambda tmp: np.save(tmp, rows))
+    except TalkingFacesError as exc:
+        warnings.warn(f"could not cache AUBlendNet bases ({exc}); set {CACHE_ENV} to a writable folder", stacklevel=2)
     return rows
 
 

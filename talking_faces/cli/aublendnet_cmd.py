@@ -31,15 +31,15 @@ def bases(
     out: Path = typer.Option(..., help="Output .npy: row 0 the predicted neutral, rows 1..32 the predicted AU targets (upstream's output)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
 ) -> None:
-    from talking_faces.aublendnet.bases import predict_aublendset_cached, save_npy_atomic
+    import numpy as np
+
+    from talking_faces.aublendnet.bases import predict_aublendset_cached
+    from talking_faces.atomic import atomic_write
     from talking_faces.identity import load_identity
 
     with console.status("Predicting AU bases"):
         rows = predict_aublendset_cached(load_identity(identity), aublendnet, codebook, device=device)
-    try:
-        save_npy_atomic(out, rows)
-    except OSError as exc:
-        raise TalkingFacesError(f"Cannot write {out}: {exc.strerror}; choose a writable location.") from None
+    atomic_write(out, lambda tmp: np.save(tmp, rows))
     console.print(f"[green]wrote[/] {out} {rows.shape}")
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from talking_faces.atomic import atomic_write
 from talking_faces.emotion import SPEC_GRAMMAR
 from talking_faces.errors import TalkingFacesError
 
@@ -19,16 +20,6 @@ EMOTION_HELP = (
     "in [0, 1] (happy:0.7); mixtures (happy:0.5+surprise:0.3); raw AUs (AU12:0.8+AU6:0.4); keyframes in "
     "seconds with smooth transitions (neutral@0,happy:0.8@1.5,sad:0.6@4)."
 )
-
-
-def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.npy")
-    try:
-        np.save(tmp, array)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise TalkingFacesError(f"Cannot write {path}: {exc.strerror}; choose a writable location.") from None
 
 
 def _stage_progress() -> Progress:
@@ -88,5 +79,5 @@ def render(
         frames = progress.add_task("Rendering frames", total=animation.vertices.shape[0])
         render_mp4(animation, out, size=size, gl=gl, on_frame=lambda: progress.advance(frames))
     if save_vertices is not None:
-        _atomic_save_npy(save_vertices, animation.vertices)
+        atomic_write(save_vertices, lambda tmp: np.save(tmp, animation.vertices))
     console.print(f"[green]wrote[/] {out} ({animation.vertices.shape[0]} frames, {animation.duration:.2f} s)")
