@@ -32,7 +32,7 @@ from .phonemes import SILENCE, Phone, PhonemeRecognizer
 # The 15 visemes of the MPEG-4 / Oculus set, as lip AU weights in [0, 1].
 VISEME_AUS: dict[str, dict[str, float]] = {
     "sil": {},
-    "PP": {"AU24": 0.3, "AU17": 0.2},  # lips pressed shut; 0.3 closes the default rig's 1.8 mm lip gap
+    "PP": {"AU24": 1.0, "AU17": 0.2},  # lips pressed shut: AU24 at full weight is the closed, pressed mouth
     "FF": {"AU28": 0.35, "AU10": 0.25, "AU25": 0.2, "AU26": 0.05},  # lower lip under the upper teeth
     "TH": {"AU25": 0.4, "AU26": 0.15},
     "DD": {"AU25": 0.35, "AU26": 0.2},
