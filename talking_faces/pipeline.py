@@ -29,6 +29,8 @@ class Animation:
         fps: frame rate of `vertices`.
         audio_path: the speech the animation was made from (muxed into the video).
         duration: audio duration in seconds.
+        neutral: `(V, 3)` the identity's neutral M0 (frames the camera and finds eyes and lips), or
+            None to use the first frame.
     """
 
     vertices: np.ndarray
@@ -36,6 +38,7 @@ class Animation:
     fps: float
     audio_path: Path
     duration: float
+    neutral: np.ndarray | None = None
 
 
 def load_identity_or_default(path: str | Path | None) -> Identity:
@@ -105,4 +108,5 @@ def animate(
         fps=fps,
         audio_path=Path(audio_path),
         duration=audio.shape[0] / SAMPLE_RATE,
+        neutral=identity.vertices,
     )

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import scipy.sparse
 
+from .appearance import SKIN
 from .errors import TalkingFacesError
 from .gl import APT_PACKAGES, use_backend
 
@@ -14,8 +15,6 @@ from .gl import APT_PACKAGES, use_backend
 FIELD_OF_VIEW = math.radians(20.0)
 FRAME_MARGIN = 1.1  # room around the mesh for jaw drops
 BACKGROUND = (0.17, 0.18, 0.21)
-# Linear RGB albedo, about sRGB (0.87, 0.68, 0.58): a light skin tone.
-SKIN = np.array([0.72, 0.42, 0.30], dtype=np.float32)
 # (direction towards the light, intensity): key upper left, fill right and low, rim from behind above.
 LIGHTS = (
     ((-0.65, 0.45, 0.60), 2.6),
@@ -80,8 +79,10 @@ LIGHT_INTENSITIES = np.array([intensity for _, intensity in LIGHTS], dtype=np.fl
 HALFWAY = _unit(LIGHT_DIRECTIONS + np.array([0.0, 0.0, 1.0], dtype=np.float32))  # (L, 3)
 
 
-def shade_vertices(normals: np.ndarray) -> np.ndarray:
+def shade_vertices(normals: np.ndarray, albedo: np.ndarray = SKIN) -> np.ndarray:
     """Lit sRGB colours `(V, 4)` float32 (alpha 1) of vertices with unit `(V, 3)` normals.
+
+    `albedo` is the linear-RGB base colour, `(3,)` for the whole mesh or `(V, 3)` per vertex.
 
     Lambert diffuse plus a Blinn-Phong highlight for each of LIGHTS, and ambient, in linear RGB, then
     gamma-encoded. The GPU interpolates these colours across triangles (Gouraud shading): on a CPU
@@ -93,7 +94,7 @@ def shade_vertices(normals: np.ndarray) -> np.ndarray:
         highlight *= highlight
     highlight *= lambert > 0
     diffuse = AMBIENT + lambert @ (LIGHT_INTENSITIES / math.pi)
-    linear = SKIN * diffuse[:, None] + (SPECULAR * highlight @ LIGHT_INTENSITIES)[:, None]
+    linear = albedo * diffuse[:, None] + (SPECULAR * highlight @ LIGHT_INTENSITIES)[:, None]
     colours = np.ones((normals.shape[0], 4), dtype=np.float32)
     colours[:, :3] = np.clip(linear, 0.0, 1.0) ** (1 / GAMMA)
     return colours
@@ -119,7 +120,11 @@ class FaceRenderer:
     frames share one view.
     """
 
-    def __init__(self, neutral: np.ndarray, faces: np.ndarray | None, size: int = 512, gl: str = "auto") -> None:
+    def __init__(
+        self, neutral: np.ndarray, faces: np.ndarray | None, size: int = 512, gl: str = "auto",
+        albedo: np.ndarray | None = None,
+    ) -> None:
+        """`albedo`: `(V, 3)` linear-RGB base colours (talking_faces.appearance); plain skin when None."""
         if faces is None or len(faces) == 0:
             raise TalkingFacesError("The identity has no faces to render; give a mesh file with triangles (OBJ, PLY or NPZ).")
         self.backend = use_backend(gl)
@@ -130,6 +135,7 @@ class FaceRenderer:
         self._flags = pyrender.RenderFlags.FLAT  # unlit shader: colours come lit from shade_vertices
         self._faces = facing_camera(neutral, np.ascontiguousarray(faces, dtype=np.int64))
         self._incidence = vertex_normals_operator(self._faces, neutral.shape[0])
+        self._albedo = SKIN if albedo is None else np.asarray(albedo, dtype=np.float32)
         self._scene = build_scene(neutral)
         # pyrender's vertex buffer interleaves, per vertex, position and colour: (V, 7) float32.
         self._vertex_data = np.empty((neutral.shape[0], 7), dtype=np.float32)
@@ -162,7 +168,7 @@ class FaceRenderer:
         positions = np.ascontiguousarray(vertices, dtype=np.float32)
         normals = smooth_normals(positions, self._faces, self._incidence)
         self._vertex_data[:, :3] = positions
-        self._vertex_data[:, 3:] = shade_vertices(normals)
+        self._vertex_data[:, 3:] = shade_vertices(normals, self._albedo)
 
     def _draw(self) -> np.ndarray:
         # Back faces are culled (about 30% faster on CPU); facing_camera made the winding agree.

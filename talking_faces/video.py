@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .appearance import vertex_albedo
 from .errors import TalkingFacesError
 from .ffmpeg_tool import ffmpeg_executable
 from .render import FaceRenderer
@@ -62,7 +63,9 @@ def render_mp4(
     out = Path(out)
     check_size(size)
     check_output_writable(out)
-    renderer = FaceRenderer(animation.vertices[0], animation.faces, size=size, gl=gl)
+    neutral = animation.vertices[0] if animation.neutral is None else animation.neutral
+    albedo = vertex_albedo(neutral, animation.faces)
+    renderer = FaceRenderer(neutral, animation.faces, size=size, gl=gl, albedo=albedo)
     # ffmpeg creates it (so it gets the user's usual permissions); the random part avoids clashes.
     partial = out.absolute().parent / f".{out.stem}-{secrets.token_hex(4)}.tmp.mp4"
     try:

@@ -7,6 +7,7 @@ import pytest
 import trimesh
 
 from talking_faces import gl
+from talking_faces.appearance import SKIN
 from talking_faces.errors import TalkingFacesError
 from talking_faces.render import (
     BACKGROUND,
@@ -14,7 +15,6 @@ from talking_faces.render import (
     FIELD_OF_VIEW,
     GAMMA,
     LIGHTS,
-    SKIN,
     FaceRenderer,
     camera_pose,
     facing_camera,
