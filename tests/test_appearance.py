@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 import trimesh
 
 from talking_faces.appearance import IRIS, PUPIL, SCLERA, SKIN, eye_albedo, vertex_albedo
@@ -38,7 +37,7 @@ def test_default_character_gets_eyes_and_lips_and_other_meshes_skin():
 
 
 def test_gaze_moves_the_rendered_iris():
-    head, landmarks = load_default_character(), default_character_landmarks()
+    head = load_default_character()
     offsets = build_rig_basis(head).offsets
     with FaceRenderer(head.vertices, head.faces, size=384, albedo=vertex_albedo(head.vertices, head.faces)) as renderer:
         neutral = renderer.render(head.vertices)
