@@ -29,6 +29,7 @@ from talking_faces.training import (
     load_resume_state,
     save_resume_state,
     shard,
+    wrap_model,
 )
 
 from .audio_encoders import encoder_config, load_audio_encoder, normalize_audio
@@ -185,13 +186,8 @@ def train_faceformer(
     if resume_state is not None:
         optimizer.load_state_dict(resume_state["optimizer"])
         start = int(resume_state["epoch"]) + 1
-    step_model: torch.nn.Module = model
-    if ctx.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-        # LayerDrop skips random wav2vec2 layers, so some parameters get no gradient in a step.
-        step_model = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    # LayerDrop skips random wav2vec2 layers, so some parameters get no gradient in a step.
+    step_model = wrap_model(model, ctx, find_unused_parameters=True)
     train_samples, val_samples = _prepare(train, conditioning), _prepare(val or [], conditioning)
     last: Path | None = None
     for epoch in range(start, options.epochs + 1):

@@ -65,6 +65,14 @@ def teardown_distributed(ctx: DistributedContext) -> None:
             dist.destroy_process_group()
 
 
+def wrap_model(model: torch.nn.Module, ctx: DistributedContext, find_unused_parameters: bool = False) -> torch.nn.Module:
+    """The model for the training step: DDP-wrapped when distributed, else `model` itself."""
+    if not ctx.distributed:
+        return model
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters)
+
+
 def shard(items: Sequence[T], ctx: DistributedContext) -> list[T]:
     """This rank's items (every world_size-th), padded by wrapping so all ranks take the same number of steps."""
     if not ctx.distributed:

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 
 from ..training import DistributedContext
-
-
-def wrap_model(model: nn.Module, ctx: DistributedContext) -> nn.Module:
-    """The model for the training step: DDP-wrapped when distributed."""
-    if not ctx.distributed:
-        return model
-    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 def make_loader(dataset: Dataset, batch_size: int, ctx: DistributedContext, seed: int, shuffle: bool = True) -> DataLoader:

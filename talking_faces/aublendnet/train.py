@@ -22,7 +22,14 @@ from torch import nn
 
 from ..errors import TalkingFacesError
 from .bases import file_digest
-from ..training import DistributedContext, load_resume_state, save_resume_state, setup_distributed, teardown_distributed
+from ..training import (
+    DistributedContext,
+    load_resume_state,
+    save_resume_state,
+    setup_distributed,
+    teardown_distributed,
+    wrap_model,
+)
 from .checkpoints import (
     DEFAULT_HEADS,
     codebook_state_dict,
@@ -33,7 +40,7 @@ from .checkpoints import (
 )
 from .codebook import AUCodebook, CodebookConfig
 from .data import AUBlendSetDataset
-from .distributed import barrier, global_mean, make_loader, set_epoch, wrap_model
+from .distributed import barrier, global_mean, make_loader, set_epoch
 from .predictor import PredictorConfig, StyleBlendNet
 
 CHECKPOINT_NAME = "model.pth.tar"
