@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from talking_faces.audio import load_audio
 from talking_faces.errors import TalkingFacesError
-from talking_faces.eval.sequences import Sequence
+from talking_faces.data.sequences import Sequence
 from talking_faces.retime import retime
 from talking_faces.training import (
     DistributedContext,
@@ -37,7 +37,7 @@ from .faceformer import DATASETS, Conditioning, load_faceformer, sidecar_dict, u
 from .faceformer_model import FaceFormer, FaceFormerConfig
 
 CONDITIONS = ("subject", "subject+emotion")
-# Canonical emotion names of eval.sequences, in the order their one-hot slots take.
+# Canonical emotion names of data.sequences, in the order their one-hot slots take.
 EMOTIONS = ("neutral", "happy", "sad", "surprise", "fear", "angry", "disgust", "contempt")
 
 

@@ -30,7 +30,7 @@ from talking_faces.retime import retime
 from .metrics import condition_diversity
 from .scorers import EMOTION_ROW_SUFFIX, AdapterSpec, ground_truth
 from .scoring import MethodScores, score_animations
-from .sequences import Sequence
+from talking_faces.data.sequences import Sequence
 
 MAX_LEVEL = 3
 

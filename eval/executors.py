@@ -14,7 +14,7 @@ from talking_faces.errors import TalkingFacesError
 
 from .scorers import Scorer, ScorerSpec
 from .scoring import MethodScores
-from .sequences import Sequence
+from talking_faces.data.sequences import Sequence
 
 Result = tuple[str, dict[str, MethodScores]]
 _worker_scorer: Scorer | None = None

@@ -17,7 +17,7 @@ import numpy as np
 
 from talking_faces.errors import TalkingFacesError
 
-from .safe_pickle import load_pickle
+from talking_faces.data.safe_pickle import load_pickle
 
 LIP_MASK = "lips"
 UPPER_MASKS = ("forehead", "eye_region")

@@ -11,7 +11,7 @@ from .cache import ResultCache, config_hash
 from .executors import run_map
 from .scorers import MissingPredictions, ScorerSpec
 from .scoring import MethodScores, pool
-from .sequences import Sequence
+from talking_faces.data.sequences import Sequence
 
 AGGREGATION = {
     "truncation": "prediction cut to the ground-truth length (P[:T_gt]); ground truth cut too if the prediction is shorter",

@@ -20,7 +20,7 @@ from talking_faces.errors import TalkingFacesError
 from .metrics import as_frames, condition_diversity
 from .regions import Regions
 from .scoring import MethodScores, score_animations
-from .sequences import Sequence
+from talking_faces.data.sequences import Sequence
 
 CONDITION_TAG = "_condition_"
 EMOTION_ROW_SUFFIX = "+AUBlendNet"

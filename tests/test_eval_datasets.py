@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from talking_faces.cli import app
 from talking_faces.errors import TalkingFacesError
-from talking_faces.eval.datasets import read_dataset
+from talking_faces.data import read_dataset
 
 
 def test_vocaset_processed_layout(tmp_path):

@@ -15,8 +15,8 @@ import scipy.sparse
 from test_eval_synth import write_wav
 
 from talking_faces.errors import TalkingFacesError
-from talking_faces.eval.datasets import read_dataset
-from talking_faces.eval.flame import flame_pose, flame_vertices, load_flame_model, rodrigues
+from talking_faces.data import read_dataset
+from talking_faces.data.flame import flame_pose, flame_vertices, load_flame_model, rodrigues
 
 JAW_ONLY, HALF_JAW, ROOT_ONLY = 0, 1, 2  # vertex roles in the small model's skinning weights
 

@@ -6,7 +6,7 @@ from test_eval_synth import write_masks
 
 from talking_faces.errors import TalkingFacesError
 from talking_faces.eval.regions import load_regions
-from talking_faces.eval.safe_pickle import load_pickle
+from talking_faces.data.safe_pickle import load_pickle
 
 
 def test_flame_masks_are_deduplicated(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from test_eval_synth import write_masks, write_predictions, write_vocaset
 
-from talking_faces.eval.datasets import read_dataset
+from talking_faces.data import read_dataset
 from talking_faces.eval.regions import load_regions
 from talking_faces.eval.runner import evaluate
 from talking_faces.eval.scorers import PredictionScorer, PredictionSpec

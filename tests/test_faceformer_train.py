@@ -23,7 +23,7 @@ from talking_faces.adapters.faceformer_train import (  # noqa: E402
     train_faceformer,
 )
 from talking_faces.errors import TalkingFacesError  # noqa: E402
-from talking_faces.eval.sequences import Sequence  # noqa: E402
+from talking_faces.data.sequences import Sequence  # noqa: E402
 from talking_faces.training import DistributedContext, shard  # noqa: E402
 
 V = 12
@@ -117,7 +117,7 @@ def test_cli_trains_from_a_local_audio_encoder_folder(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     import talking_faces.cli.faceformer_cmd  # noqa: F401  (registers the command)
-    import talking_faces.eval.datasets as datasets
+    import talking_faces.data as datasets
     from talking_faces.adapters.audio_encoders import build_audio_encoder
     from talking_faces.cli.common import app
 

@@ -18,7 +18,7 @@ def vocaset(
     out: Path = typer.Option(..., help="Output folder for wav/, vertices_npy/ and templates.pkl."),
 ) -> None:
     """Convert the raw VOCASET release into the processed layout (wav/, vertices_npy/, templates.pkl)."""
-    from talking_faces.eval.datasets.vocaset_raw import convert_raw_vocaset
+    from talking_faces.data.vocaset_raw import convert_raw_vocaset
 
     with Progress(TextColumn("Converting VOCASET"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
         task = progress.add_task("convert", total=None)

@@ -52,7 +52,7 @@ def evaluate(
         raise click.UsageError("Give exactly one of --predictions DIR or --model NAME.", ctx=ctx)
 
     from talking_faces.errors import TalkingFacesError
-    from talking_faces.eval.datasets import read_dataset
+    from talking_faces.data import read_dataset
     from talking_faces.eval.regions import load_regions
     from talking_faces.eval.report import write_reports
     from talking_faces.eval.runner import evaluate as run_evaluation

@@ -32,7 +32,7 @@ def train_faceformer_cmd(
     from talking_faces.adapters.faceformer_train import (
         TrainOptions, make_conditioning, new_model, resume_or_none, train_faceformer,
     )
-    from talking_faces.eval.datasets import read_dataset
+    from talking_faces.data import read_dataset
     from talking_faces.training import setup_distributed, teardown_distributed
 
     if dataset not in DATASET_NAMES:

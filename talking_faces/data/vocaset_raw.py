@@ -18,7 +18,7 @@ import numpy as np
 from talking_faces.atomic import atomic_write
 from talking_faces.errors import TalkingFacesError
 
-from ..safe_pickle import load_pickle
+from .safe_pickle import load_pickle
 
 RAW_FILES = ("data_verts.npy", "raw_audio_fixed.pkl", "subj_seq_to_idx.pkl", "templates.pkl")
 

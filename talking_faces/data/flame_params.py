@@ -19,7 +19,7 @@ import numpy as np
 
 from talking_faces.errors import TalkingFacesError
 
-from ..flame import SHAPE_COMPONENTS, FlameModel, flame_pose, flame_vertices, load_flame_model
+from .flame import SHAPE_COMPONENTS, FlameModel, flame_pose, flame_vertices, load_flame_model
 
 FLAME_VERTICES = 5023
 EMOTE_WIDTH = SHAPE_COMPONENTS + 100 + 3  # shape, expression, jaw

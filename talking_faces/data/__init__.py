@@ -6,7 +6,7 @@ from pathlib import Path
 
 from talking_faces.errors import TalkingFacesError
 
-from ..sequences import Sequence
+from .sequences import Sequence
 from . import mead_emote, mead_lgldm, vocaset
 
 DATASETS = ("vocaset", "mead", "mead-emote", "mead-lgldm")

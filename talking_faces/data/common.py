@@ -11,7 +11,7 @@ from talking_faces.aus import EMOTIONS
 from talking_faces.emotion import EMOTION_ALIASES
 from talking_faces.errors import TalkingFacesError
 
-from ..safe_pickle import load_pickle
+from .safe_pickle import load_pickle
 
 
 def canonical_emotion(label: str, source: Path) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 from talking_faces.errors import TalkingFacesError
 from talking_faces.identity import load_identity
 
-from ..sequences import Sequence
+from .sequences import Sequence
 from .common import (
     as_float, canonical_emotion, check_template, ensure_nonempty, fits_vertices, parse_int, require_dir, split_hint,
 )

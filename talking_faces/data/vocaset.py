@@ -14,7 +14,7 @@ from pathlib import Path
 
 from talking_faces.errors import TalkingFacesError
 
-from ..sequences import Sequence
+from .sequences import Sequence
 from .common import (
     ensure_nonempty, load_templates, load_vertex_file, parse_int, require_dir, split_hint, template_for, vertex_array_shape,
 )
