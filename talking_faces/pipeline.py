@@ -1,45 +1,35 @@
-"""The `talkface render` pipeline as library calls: speech + emotion + basis -> vertices."""
+"""The `talkface render` pipeline as library calls: speech + emotion + basis -> vertices, chunk by chunk.
+
+`stream_animation` is the streaming API (an `AnimationStream` that composes 64 frames at a time);
+`animate` collects one sample of it into an `Animation` `(T, V, 3)` for library users.
+`compose_stream` is shared with `talkface eval`, so eval scores exactly what render draws.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, load_audio
+from .animation import Animation, AnimationStream
+from .appearance import vertex_albedo
+from .audio import load_audio
 from .basis import AUBasis
 from .basis_sources import resolve_basis
 from .compose import compose
 from .devices import resolve_device
-from .emotion import parse_emotion
+from .emotion import EmotionTrack, parse_emotion
 from .identity import Identity, load_identity
-from .speech import speak
+from .npy_stream import NpyWriter
+from .render import FaceRenderer
+from .speech import SpeechTrack, speak
+from .video import render_mp4
 
-
-@dataclass
-class Animation:
-    """An animated identity, ready to render.
-
-    Attributes:
-        vertices: `(T, V, 3)` float32 final positions M = M0 + Offset_spe + Offset_exp.
-        faces: `(F, 3)` int64 triangles of the identity.
-        fps: frame rate of `vertices`.
-        audio_path: the speech the animation was made from (muxed into the video).
-        duration: audio duration in seconds.
-        neutral: `(V, 3)` the identity's neutral M0 (frames the camera and finds eyes and lips), or
-            None to use the first frame.
-    """
-
-    vertices: np.ndarray
-    faces: np.ndarray | None
-    fps: float
-    audio_path: Path
-    duration: float
-    neutral: np.ndarray | None = None
+__all__ = ["Animation", "AnimationStream", "animate", "compose_stream", "render_sample", "stream_animation"]
 
 
 def load_identity_or_default(path: str | Path | None) -> Identity:
@@ -56,7 +46,42 @@ def seeded_generator(seed: int | None) -> torch.Generator | None:
     return None if seed is None else torch.Generator("cpu").manual_seed(seed)
 
 
-def animate(
+def compose_stream(
+    track: SpeechTrack,
+    identity: Identity,
+    basis: AUBasis | None,
+    emotion: EmotionTrack,
+    device: torch.device | str = "cpu",
+    audio_path: Path = Path(),
+    albedo: np.ndarray | None = None,
+) -> AnimationStream:
+    """M = M0 + Offset_spe + Offset_exp for every chunk of frames, composed on `device` when asked.
+
+    Held for the whole clip: the adapter's output (once, at its own rate), the `(T, 32)` emotion
+    weights and the `(32, V, 3)` basis. `basis` may be None only for offset adapters with a neutral emotion.
+    """
+    dev = torch.device(device)
+    neutral = torch.from_numpy(identity.vertices).to(dev)
+    weights = torch.from_numpy(emotion.weights(track.num_frames, track.fps)).to(dev)
+    basis_offsets = None if basis is None else torch.from_numpy(basis.offsets).to(dev)
+    if basis_offsets is None:  # no basis: only a neutral track can be composed (zero expression offsets)
+        if weights.any() or track.is_weights:
+            raise ValueError("an emotion or AU-weight speech needs the identity's AU basis")
+        basis_offsets = torch.zeros((weights.shape[1], identity.num_vertices, 3), dtype=neutral.dtype, device=dev)
+
+    def chunk(start: int, stop: int, sample: int) -> np.ndarray:
+        with torch.inference_mode():
+            speech = track.offsets(start, stop, basis_offsets, sample).to(dev, torch.float32)
+            vertices = compose(neutral, speech, weights[start:stop], basis_offsets)
+        return vertices.cpu().numpy()
+
+    return AnimationStream(
+        compose=chunk, num_frames=track.num_frames, faces=identity.faces, fps=track.fps, audio_path=Path(audio_path),
+        duration=track.duration, neutral=identity.vertices, albedo=albedo, num_samples=track.num_samples,
+    )
+
+
+def stream_animation(
     audio_path: str | Path,
     identity: Identity | str | Path | None = None,
     emotion: str = "neutral",
@@ -73,14 +98,14 @@ def animate(
     basis: AUBasis | None = None,
     seed: int | None = None,
     num_samples: int = 1,
-    sample: int = 0,
     model_options: dict[str, Any] | None = None,
-) -> Animation:
-    """Run speech adapter, emotion track and composition for one audio file.
+    albedo: np.ndarray | None = None,
+) -> AnimationStream:
+    """Run the speech adapter once and return every sample's animation as a stream of chunks.
 
     `model_options` go to the adapter's `from_checkpoint` (e.g. `sampler`, `steps`, `vqvae`);
-    `seed` seeds the request's generator; of `num_samples` samples, `sample` is animated.
-    `stage(name)` is called as each stage starts, for progress display.
+    `seed` seeds the request's generator. `albedo` `(V, 3)` is the identity's per-vertex colours
+    (computed from its landmarks when None). `stage(name)` is called as each stage starts.
     """
     from talking_faces.adapters import SpeechRequest, adapter_class
 
@@ -106,17 +131,41 @@ def animate(
         generator=seeded_generator(seed), num_samples=num_samples,
     )
     speech = speak(adapter, request)
-    report("Composing")
-    offsets = torch.from_numpy(basis.offsets).to(dev)
-    weights = torch.from_numpy(track.weights(speech.num_frames, fps)).to(dev)
-    neutral = torch.from_numpy(identity.vertices).to(dev)
-    speech_offsets = speech.offsets(0, speech.num_frames, offsets, sample).to(dev, torch.float32)
-    vertices = compose(neutral, speech_offsets, weights, offsets)
-    return Animation(
-        vertices=vertices.cpu().numpy().astype(np.float32, copy=False),
-        faces=identity.faces,
-        fps=fps,
-        audio_path=Path(audio_path),
-        duration=audio.shape[0] / SAMPLE_RATE,
-        neutral=identity.vertices,
-    )
+    if albedo is None and identity.faces is not None:
+        albedo = vertex_albedo(identity.vertices, identity.faces)
+    return compose_stream(speech, identity, basis, track, dev, Path(audio_path), albedo)
+
+
+def animate(audio_path: str | Path, sample: int = 0, **options: Any) -> Animation:
+    """Sample `sample` of `stream_animation(audio_path, **options)` as one `Animation` `(T, V, 3)`.
+
+    Holds the whole clip: for long audio, iterate `stream_animation(...).chunks()` instead.
+    """
+    return stream_animation(audio_path, **options).collect(sample)
+
+
+def sample_path(path: Path, sample: int) -> Path:
+    """The output of sample `sample`: `path` itself for sample 0, `<stem>_sample<k><suffix>` beside it otherwise."""
+    path = Path(path)
+    return path if sample == 0 else path.with_name(f"{path.stem}_sample{sample}{path.suffix}")
+
+
+def render_sample(
+    animation: AnimationStream | Animation,
+    video: Path,
+    renderer: FaceRenderer,
+    vertices: Path | None = None,
+    sample: int = 0,
+    on_frame: Callable[[], None] | None = None,
+) -> None:
+    """Draw sample `sample` of `animation` into the MP4 `video` and, in the same pass, write its
+    `(T, V, 3)` float32 vertices into the `.npy` `vertices`; each chunk is composed once, for both.
+
+    The files are written where named: callers stage them (`atomic.staged_outputs`).
+    """
+    with contextlib.ExitStack() as outputs:
+        sink = None
+        if vertices is not None:
+            sink = outputs.enter_context(NpyWriter(vertices, (animation.num_frames, animation.num_vertices, 3)))
+        render_mp4(animation, video, on_frame=on_frame, sample=sample, renderer=renderer,
+                   on_chunk=None if sink is None else sink.write)

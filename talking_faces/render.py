@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
+from contextlib import closing
 
 import numpy as np
 import scipy.sparse
@@ -10,6 +12,7 @@ import scipy.sparse
 from .appearance import SKIN
 from .errors import TalkingFacesError
 from .gl import APT_PACKAGES, use_backend
+from .threads import prefetch
 
 # Vertical field of view: a portrait lens, close to the upstream demo's 19 degrees.
 FIELD_OF_VIEW = math.radians(20.0)
@@ -24,6 +27,7 @@ LIGHTS = (
 AMBIENT = 0.08
 SPECULAR, SHININESS = 0.04, 16  # a weak, broad highlight (matte skin); SHININESS a power of 2
 GAMMA = 2.2
+PREFETCH_FRAMES = 4  # frames shaded ahead of the draw
 
 
 def vertex_normals_operator(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr_matrix:
@@ -136,12 +140,11 @@ class FaceRenderer:
         self._faces = facing_camera(neutral, np.ascontiguousarray(faces, dtype=np.int64))
         self._incidence = vertex_normals_operator(self._faces, neutral.shape[0])
         self._albedo = SKIN if albedo is None else np.asarray(albedo, dtype=np.float32)
+        self.size = size
         self._scene = build_scene(neutral)
-        # pyrender's vertex buffer interleaves, per vertex, position and colour: (V, 7) float32.
-        self._vertex_data = np.empty((neutral.shape[0], 7), dtype=np.float32)
-        self._fill(neutral)
+        vertex_data = self.prepare(neutral)
         self._primitive = pyrender.Primitive(
-            positions=self._vertex_data[:, :3].copy(), color_0=self._vertex_data[:, 3:].copy(),
+            positions=vertex_data[:, :3].copy(), color_0=vertex_data[:, 3:].copy(),
             indices=self._faces.astype(np.uint32), material=pyrender.MetallicRoughnessMaterial(baseColorFactor=(1.0, 1.0, 1.0, 1.0)),
         )
         self._scene.add(pyrender.Mesh([self._primitive]))
@@ -153,22 +156,41 @@ class FaceRenderer:
                 f"Cannot create an OpenGL context with {self.backend} ({exc.__class__.__name__}: {exc}); "
                 f"run `sudo apt-get install {APT_PACKAGES[self.backend]}` or try the other backend (gl osmesa|egl)."
             ) from None
-        self._draw()  # uploads the mesh, so that frames only overwrite its buffer
+        self._draw()  # uploads the mesh and compiles the shaders, so that frames only overwrite its buffer
 
     def render(self, vertices: np.ndarray) -> np.ndarray:
         """One frame of `(V, 3)` vertices as a `(size, size, 3)` uint8 RGB image."""
+        return self.draw(self.prepare(vertices))
+
+    def render_chunks(self, chunks: Iterable[tuple[int, np.ndarray]]) -> Iterator[np.ndarray]:
+        """`(size, size, 3)` uint8 images of every frame of `(start, (n, V, 3))` chunks, in order.
+
+        The chunks are produced and each frame's normals and shading computed on a second thread,
+        up to PREFETCH_FRAMES ahead, while this thread draws.
+        """
+        prepared = (self.prepare(vertices) for _, chunk in chunks for vertices in chunk)
+        with closing(prefetch(prepared, PREFETCH_FRAMES, name="talkface-shading")) as ready:
+            for vertex_data in ready:
+                yield self.draw(vertex_data)
+
+    def prepare(self, vertices: np.ndarray) -> np.ndarray:
+        """pyrender's interleaved vertex buffer `(V, 7)` float32 (position, lit RGBA) for `(V, 3)` vertices.
+
+        Pure numpy, no GL: safe to run on another thread than `draw`.
+        """
+        positions = np.ascontiguousarray(vertices, dtype=np.float32)
+        vertex_data = np.empty((positions.shape[0], 7), dtype=np.float32)
+        vertex_data[:, :3] = positions
+        vertex_data[:, 3:] = shade_vertices(smooth_normals(positions, self._faces, self._incidence), self._albedo)
+        return vertex_data
+
+    def draw(self, vertex_data: np.ndarray) -> np.ndarray:
+        """The `(size, size, 3)` uint8 image of a vertex buffer from `prepare`."""
         gl = self._gl
-        self._fill(vertices)
         self._renderer._platform.make_current()
         gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self._primitive._buffers[0])
-        gl.glBufferSubData(gl.GL_ARRAY_BUFFER, 0, self._vertex_data.nbytes, self._vertex_data)
+        gl.glBufferSubData(gl.GL_ARRAY_BUFFER, 0, vertex_data.nbytes, vertex_data)
         return self._draw()
-
-    def _fill(self, vertices: np.ndarray) -> None:
-        positions = np.ascontiguousarray(vertices, dtype=np.float32)
-        normals = smooth_normals(positions, self._faces, self._incidence)
-        self._vertex_data[:, :3] = positions
-        self._vertex_data[:, 3:] = shade_vertices(normals, self._albedo)
 
     def _draw(self) -> np.ndarray:
         # Back faces are culled (about 30% faster on CPU); facing_camera made the winding agree.

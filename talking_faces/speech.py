@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .audio import num_output_frames
+from .audio import SAMPLE_RATE, num_output_frames
 from .aus import NUM_AUS
 from .basis import blend
 from .errors import TalkingFacesError
@@ -30,11 +30,13 @@ class SpeechTrack:
         output: the adapter's output at its own rate (`(S, T', V, 3)` offsets or `(S, T', 32)` weights).
         fps: the output frame rate.
         num_frames: T = round(duration * fps), at least 1.
+        duration: the audio's length in seconds.
     """
 
     output: SpeechOutput
     fps: float
     num_frames: int
+    duration: float
 
     @property
     def num_samples(self) -> int:
@@ -72,4 +74,5 @@ def speak(adapter: SpeechAdapter, request: SpeechRequest) -> SpeechTrack:
         )
     if output.num_samples != request.num_samples:
         raise TalkingFacesError(f"The {adapter.name} model returned {output.num_samples} samples for --num-samples {request.num_samples}.")
-    return SpeechTrack(output, float(request.fps), num_output_frames(request.audio.shape[0], request.fps))
+    samples = request.audio.shape[0]
+    return SpeechTrack(output, float(request.fps), num_output_frames(samples, request.fps), samples / SAMPLE_RATE)

@@ -1,30 +1,36 @@
-"""Writing an animation as an MP4: frames stream into ffmpeg (H.264 yuv420p + AAC), atomic rename."""
+"""Writing frames as an MP4: RGB images stream into ffmpeg (H.264 yuv420p + AAC), atomic rename.
+
+`write_video` takes any iterable of images plus fps, size and the audio file; it knows nothing of
+meshes. `render_mp4` draws an `Animation` or `AnimationStream` with a `FaceRenderer` into it.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import queue
 import secrets
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .appearance import vertex_albedo
+import numpy as np
+
+from .animation import Animation, AnimationStream
 from .errors import TalkingFacesError
 from .ffmpeg_tool import ffmpeg_executable
 from .render import FaceRenderer
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from .pipeline import Animation
 
 # x264 "veryfast" keeps the encoder from competing with the software rasteriser for the CPU;
 # CRF 18 is visually lossless for flat-shaded faces.
 X264_PRESET = "veryfast"
 X264_CRF = 18
+# Frames waiting for ffmpeg: the draw never waits on the pipe unless the encoder falls this far behind.
+WRITE_QUEUE_FRAMES = 8
+PIPE_MAX_SIZE = Path("/proc/sys/fs/pipe-max-size")
 
 
 def check_output_writable(path: Path) -> None:
@@ -48,30 +54,27 @@ def check_size(size: int) -> None:
         raise TalkingFacesError(f"Video size {size} is odd; H.264 in yuv420p needs an even size such as {size + 1}.")
 
 
-def render_mp4(
-    animation: Animation,
+def write_video(
+    images: Iterable[np.ndarray],
     out: Path,
-    size: int = 512,
-    gl: str = "auto",
+    fps: float,
+    size: int,
+    audio_path: Path,
     on_frame: Callable[[], None] | None = None,
 ) -> None:
-    """Render `animation.vertices` `(T, V, 3)` at `animation.fps` into an MP4 with its audio.
+    """Encode `(size, size, 3)` uint8 RGB images at `fps` with the audio of `audio_path` into the MP4 `out`.
 
-    Frames go one at a time from the renderer to ffmpeg's stdin, so memory does not grow with
-    length. The file appears at `out` only when complete; on any failure or interrupt nothing is left.
+    Images are consumed one at a time, so memory does not grow with length. The file appears at
+    `out` only when complete; on any failure or interrupt nothing is left.
     """
     out = Path(out)
     check_size(size)
-    check_output_writable(out)
-    neutral = animation.vertices[0] if animation.neutral is None else animation.neutral
-    albedo = vertex_albedo(neutral, animation.faces)
-    renderer = FaceRenderer(neutral, animation.faces, size=size, gl=gl, albedo=albedo)
     # ffmpeg creates it (so it gets the user's usual permissions); the random part avoids clashes.
     partial = out.absolute().parent / f".{out.stem}-{secrets.token_hex(4)}.tmp.mp4"
     try:
-        with renderer, _muxable_audio(animation.audio_path) as audio, _encoder(audio, partial, size, animation.fps) as encoder:
-            for vertices in animation.vertices:
-                encoder.write(renderer.render(vertices))
+        with _muxable_audio(Path(audio_path)) as audio, _encoder(audio, partial, size, fps) as encoder:
+            for image in images:
+                encoder.write(image)
                 if on_frame is not None:
                     on_frame()
         os.replace(partial, out)
@@ -80,25 +83,114 @@ def render_mp4(
         raise
 
 
+def render_mp4(
+    animation: Animation | AnimationStream,
+    out: Path,
+    size: int = 512,
+    gl: str = "auto",
+    on_frame: Callable[[], None] | None = None,
+    sample: int = 0,
+    renderer: FaceRenderer | None = None,
+    on_chunk: Callable[[int, np.ndarray], None] | None = None,
+) -> None:
+    """Draw sample `sample` of `animation` at `animation.fps` into the MP4 `out` with its audio.
+
+    `renderer` is reused when given (its size wins over `size`); otherwise one is made for the
+    animation's neutral, faces and per-vertex colours, and closed at the end. `on_chunk(start,
+    (n, V, 3))` sees each chunk of vertices as it is composed (on the shading thread).
+    """
+    out = Path(out)
+    check_output_writable(out)
+    if renderer is None:
+        check_size(size)
+        neutral = animation.vertices[0] if animation.neutral is None else animation.neutral
+        with FaceRenderer(neutral, animation.faces, size=size, gl=gl, albedo=animation.albedo) as own:
+            render_mp4(animation, out, on_frame=on_frame, sample=sample, renderer=own, on_chunk=on_chunk)
+        return
+    chunks = animation.chunks(sample)
+    if on_chunk is not None:
+        chunks = _observed(chunks, on_chunk)
+    images = renderer.render_chunks(chunks)
+    write_video(images, out, animation.fps, renderer.size, animation.audio_path, on_frame)
+
+
+def _observed(chunks: Iterator[tuple[int, np.ndarray]], on_chunk: Callable[[int, np.ndarray], None]) -> Iterator[tuple[int, np.ndarray]]:
+    for start, chunk in chunks:
+        on_chunk(start, chunk)
+        yield start, chunk
+
+
 class _Encoder:
-    """An ffmpeg process that takes raw RGB frames on stdin."""
+    """An ffmpeg process that takes raw RGB frames on stdin, fed by a writer thread from a bounded queue."""
 
     def __init__(self, process: subprocess.Popen, log: tempfile.SpooledTemporaryFile) -> None:
         self._process, self._log = process, log
+        self._queue: queue.Queue = queue.Queue(maxsize=WRITE_QUEUE_FRAMES)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._feed, name="talkface-ffmpeg-writer", daemon=True)
+        self._thread.start()
+
+    def _feed(self) -> None:
+        stdin = self._process.stdin
+        while (frame := self._queue.get()) is not None:
+            if self._error is None:  # after a failure, drain the queue so write() never blocks
+                try:
+                    stdin.write(frame)
+                except BaseException as exc:  # BrokenPipeError when ffmpeg stops; handed to write()/finish()
+                    self._error = exc
 
     def write(self, frame: np.ndarray) -> None:
-        """Send one `(H, W, 3)` uint8 frame."""
-        try:
-            self._process.stdin.write(frame.tobytes())
-        except BrokenPipeError:
+        """Queue one `(H, W, 3)` uint8 frame for ffmpeg."""
+        self._raise_if_failed()
+        self._queue.put(np.ascontiguousarray(frame))
+
+    def finish(self) -> None:
+        """Send the last frame, close ffmpeg's input and wait for it to write the file."""
+        self._stop_feeding()
+        self._raise_if_failed()
+        self._process.stdin.close()
+        if self._process.wait() != 0:
+            raise self.failure()
+
+    def _stop_feeding(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
             self._process.wait()
             raise self.failure() from None
+
+    def abort(self) -> None:
+        """Stop ffmpeg (its partial file is the caller's to remove) and the writer thread."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._error = self._error or BrokenPipeError()
+        while True:  # unblock a put() that waits on a full queue, then stop the thread
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._stop_feeding()
 
     def failure(self) -> TalkingFacesError:
         self._log.seek(0)
         lines = self._log.read().decode(errors="replace").strip().splitlines()
         reason = lines[-1] if lines else f"exit status {self._process.returncode}"
         return TalkingFacesError(f"ffmpeg could not write the video: {reason}; check the audio file and free disk space.")
+
+
+def _enlarge_pipe(pipe: object, frame_bytes: int) -> None:
+    """Let ffmpeg's stdin pipe hold whole frames (Linux: 64 KB by default, up to pipe-max-size unprivileged)."""
+    if not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return
+    try:
+        limit = int(PIPE_MAX_SIZE.read_text())
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, min(limit, 2 * frame_bytes))
+    except (OSError, ValueError):
+        pass  # a smaller pipe only costs speed
 
 
 @contextmanager
@@ -121,16 +213,13 @@ def _encoder(audio: Path, target: Path, size: int, fps: float) -> Iterator[_Enco
         raise TalkingFacesError(
             f"Cannot run ffmpeg ({args[0]}): {exc.strerror}; run `pip install imageio-ffmpeg` or `apt-get install ffmpeg`."
         ) from None
+    _enlarge_pipe(process.stdin, size * size * 3)
     encoder = _Encoder(process, log)
     try:
         yield encoder
-        process.stdin.close()
-        if process.wait() != 0:
-            raise encoder.failure()
+        encoder.finish()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        encoder.abort()
         if not process.stdin.closed:
             try:
                 process.stdin.close()

@@ -10,7 +10,7 @@ import trimesh
 
 from talking_faces import video
 from talking_faces.errors import TalkingFacesError
-from talking_faces.pipeline import Animation
+from talking_faces.animation import Animation
 from talking_faces.render import FaceRenderer
 from talking_faces.video import check_output_writable, render_mp4
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from talking_faces.atomic import atomic_write
 from talking_faces.emotion import SPEC_GRAMMAR
 from talking_faces.errors import TalkingFacesError
 
@@ -53,10 +51,14 @@ def render(
     steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),
     vqvae: Optional[Path] = typer.Option(None, help=VQVAE_HELP),
 ) -> None:
+    from talking_faces.appearance import vertex_albedo
+    from talking_faces.atomic import staged_outputs
     from talking_faces.emotion import parse_emotion
     from talking_faces.gl import use_backend
-    from talking_faces.pipeline import animate, load_identity_or_default
-    from talking_faces.video import check_output_writable, check_size, render_mp4
+    from talking_faces.pipeline import load_identity_or_default, render_sample, sample_path, stream_animation
+    from talking_faces.render import FaceRenderer
+    from talking_faces.threads import Background
+    from talking_faces.video import check_output_writable, check_size
 
     out = out if out is not None else Path(audio.stem + ".mp4")
     check_size(size)
@@ -70,20 +72,26 @@ def render(
         raise TalkingFacesError(
             f"{identity} holds vertices but no faces, so it cannot be rendered; pass it as OBJ, PLY or NPZ with faces."
         )
-    with _stage_progress() as progress:
+    albedo = vertex_albedo(face.vertices, face.faces)  # eyes and lips, from the identity's landmarks, once
+    with _stage_progress() as progress, staged_outputs() as stage:
         stages = progress.add_task("Starting", total=None)
 
-        def stage(name: str) -> None:
+        def stage_name(name: str) -> None:
             progress.update(stages, description=name)
 
-        animation = animate(
+        speech = Background(lambda: stream_animation(
             audio, identity=face, emotion=emotion, model=model, checkpoint=checkpoint, au_basis=au_basis,
-            aublendnet=aublendnet, codebook=codebook, style=style, text=text, fps=fps, device=device, stage=stage,
-            seed=seed, num_samples=num_samples, model_options=model_options(sampler, steps, vqvae),
-        )
-        progress.update(stages, description="Animation ready", total=1, completed=1)
-        frames = progress.add_task("Rendering frames", total=animation.vertices.shape[0])
-        render_mp4(animation, out, size=size, gl=gl, on_frame=lambda: progress.advance(frames))
-    if save_vertices is not None:
-        atomic_write(save_vertices, lambda tmp: np.save(tmp, animation.vertices))
-    console.print(f"[green]wrote[/] {out} ({animation.vertices.shape[0]} frames, {animation.duration:.2f} s)")
+            aublendnet=aublendnet, codebook=codebook, style=style, text=text, fps=fps, device=device, stage=stage_name,
+            seed=seed, num_samples=num_samples, model_options=model_options(sampler, steps, vqvae), albedo=albedo,
+        ), name="talkface-speech")
+        # The GL context and shaders are built while the speech is analysed.
+        with FaceRenderer(face.vertices, face.faces, size=size, gl=gl, albedo=albedo) as renderer:
+            animation = speech.result()
+            progress.update(stages, description="Animation ready", total=1, completed=1)
+            for k in range(animation.num_samples):
+                label = "Rendering frames" if animation.num_samples == 1 else f"Rendering sample {k}"
+                frames = progress.add_task(label, total=animation.num_frames)
+                vertices = None if save_vertices is None else stage.path(sample_path(save_vertices, k))
+                render_sample(animation, stage.path(sample_path(out, k)), renderer, vertices, sample=k,
+                              on_frame=lambda: progress.advance(frames))
+    console.print(f"[green]wrote[/] {out} ({animation.num_frames} frames, {animation.duration:.2f} s)")
