@@ -1,7 +1,9 @@
 """Scoring a speech adapter, alone and with AU-basis emotion offsets (the two rows of Table 4).
 
-Everything runs through the render path's own pieces: `speech.speak` on a `SpeechRequest` at the
-dataset's frame rate, emotion weights from an emotion spec (`parse_emotion`), and `compose`.
+Everything runs through the render path itself: `speech.speak` on a `SpeechRequest` at the
+dataset's frame rate, emotion weights from an emotion spec (`parse_emotion`), and the chunked
+composition `pipeline.compose_stream`, so the scored float32 vertices are exactly what
+`talkface render --fps <dataset fps> --save-vertices` writes for the same audio and identity.
 For a sequence with template M0 and ground truth G:
 - "model" row: LVE, FDD, V-LVE of M0 + Offset_spe (sample 0 of the chosen `--style`, or the
   adapter's default); condition diversity over the adapter's training-subject styles (when it has
@@ -25,12 +27,11 @@ from talking_faces.audio import load_audio
 from talking_faces.aus import EXPRESSIVE_EMOTIONS
 from talking_faces.basis import AUBasis
 from talking_faces.basis_sources import resolve_basis
-from talking_faces.compose import compose
 from talking_faces.data.sequences import Sequence
 from talking_faces.devices import resolve_device
 from talking_faces.emotion import parse_emotion
 from talking_faces.identity import Identity
-from talking_faces.pipeline import seeded_generator
+from talking_faces.pipeline import compose_stream, seeded_generator
 from talking_faces.speech import SpeechTrack, speak
 
 from .metrics import condition_diversity, sample_diversity
@@ -38,6 +39,7 @@ from .scorers import CONDITION_TAG, EMOTION_ROW_SUFFIX, AdapterSpec, ground_trut
 from .scoring import MethodScores, score_animations
 
 MAX_LEVEL = 3
+NEUTRAL = "neutral"
 
 
 def emotion_spec(sequence: Sequence) -> str:
@@ -74,11 +76,10 @@ class AdapterScorer:
         )
         return speak(self.adapter, request)
 
-    @staticmethod
-    def _offsets(track: SpeechTrack, basis: AUBasis | None, sample: int = 0) -> torch.Tensor:
-        """`(T, V, 3)` float64 Offset_spe on the CPU, covering the audio at the dataset's rate."""
-        basis_offsets = None if basis is None else torch.from_numpy(basis.offsets).to(torch.float64)
-        return track.offsets(0, track.num_frames, basis_offsets, sample).to("cpu", torch.float64)
+    def _animation(self, track: SpeechTrack, identity: Identity, basis: AUBasis | None, emotion: str, sample: int = 0) -> np.ndarray:
+        """`(T, V, 3)` float32 vertices of `sample`, composed by render's own chunked path (`compose_stream`)."""
+        stream = compose_stream(track, identity, basis, parse_emotion(emotion), self.device)
+        return stream.collect(sample).vertices
 
     def score(self, sequence: Sequence) -> dict[str, MethodScores]:
         gt, template = ground_truth(sequence, self.spec.regions)
@@ -86,31 +87,22 @@ class AdapterScorer:
         self.adapter.check_identity(identity)
         basis = self._basis(identity)
         audio = load_audio(sequence.audio_path)
-        neutral = torch.from_numpy(template)
         track = self._speech(audio, identity, basis, self.spec.style, sequence.fps, self.spec.num_samples)
-        samples = [(neutral + self._offsets(track, basis, s)).numpy() for s in range(track.num_samples)]
+        samples = [self._animation(track, identity, basis, NEUTRAL, s) for s in range(track.num_samples)]
         base = samples[0]
         self._save(sequence, self.spec.model, base)
         rows = {self.spec.model: score_animations([base], gt, template, self.spec.regions)}
         if len(samples) >= 2:
             rows[self.spec.model].sample_diversity = sample_diversity(samples)
         if len(self.styles) >= 2:
-            styled = [(neutral + self._offsets(self._speech(audio, identity, basis, s, sequence.fps), basis)).numpy()
+            styled = [self._animation(self._speech(audio, identity, basis, s, sequence.fps), identity, basis, NEUTRAL)
                       for s in self.styles]
             rows[self.spec.model].diversity = condition_diversity(styled)
         if self.spec.with_emotions:
-            basis_offsets = torch.from_numpy(basis.offsets).to(torch.float64)
-            speech = torch.from_numpy(base) - neutral
-            frames = speech.shape[0]
-
-            def emotional(spec: str) -> np.ndarray:
-                weights = torch.from_numpy(parse_emotion(spec).weights(frames, sequence.fps)).to(torch.float64)
-                return compose(neutral, speech, weights, basis_offsets).numpy()
-
-            labelled = emotional(emotion_spec(sequence))
+            labelled = self._animation(track, identity, basis, emotion_spec(sequence))
             self._save(sequence, self.spec.model + EMOTION_ROW_SUFFIX, labelled)
             scores = score_animations([labelled], gt, template, self.spec.regions)
-            scores.diversity = condition_diversity([emotional(f"{e}:1") for e in EXPRESSIVE_EMOTIONS])
+            scores.diversity = condition_diversity([self._animation(track, identity, basis, f"{e}:1") for e in EXPRESSIVE_EMOTIONS])
             rows[self.spec.model + EMOTION_ROW_SUFFIX] = scores
         return rows
 

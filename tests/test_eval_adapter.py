@@ -18,6 +18,7 @@ from talking_faces.eval.metrics import fdd_term, lip_errors, truncate, velocity_
 from talking_faces.eval.regions import load_regions
 
 STYLE_GAIN = {None: 1.0, "calm": 0.5, "lively": 2.0}
+FLOAT32_REL = 1e-5  # metrics of float32 vertices (what render writes) against a float64 recomputation
 
 
 class FakeAdapter(SpeechAdapter):
@@ -100,15 +101,16 @@ def test_adapter_mode_rows_with_and_without_aublendnet(tmp_path, monkeypatch):
         style_div.append(np.abs(2.0 - 0.5) * np.linalg.norm(speech, axis=2).mean())
         shifts = [_emotion_offsets(basis, e, 1.0) for e in EXPRESSIVE_EMOTIONS]
         emo_div.append(np.mean([np.linalg.norm(a - b, axis=1).mean() for a, b in itertools.combinations(shifts, 2)]))
+    # Eval scores the float32 vertices that render writes; the recomputation here is in float64.
     for row, method in ((base_row, "fake"), (emo_row, "fake+AUBlendNet")):
         lve, vlve, fdd = terms[method]
-        assert row["LVE"] == pytest.approx(np.concatenate(lve).mean(), rel=1e-9)
-        assert row["V-LVE"] == pytest.approx(np.concatenate(vlve).mean(), rel=1e-9)
-        assert row["FDD"] == pytest.approx(np.mean(fdd), rel=1e-9)
+        assert row["LVE"] == pytest.approx(np.concatenate(lve).mean(), rel=FLOAT32_REL)
+        assert row["V-LVE"] == pytest.approx(np.concatenate(vlve).mean(), rel=FLOAT32_REL)
+        assert row["FDD"] == pytest.approx(np.mean(fdd), rel=FLOAT32_REL)
         assert row["sequences"] == 2 and row["frames"] == sum(len(x) for x in lve)
     assert base_row["diversity"] == pytest.approx(np.mean(style_div), rel=1e-6)
-    assert emo_row["diversity"] == pytest.approx(np.mean(emo_div), rel=1e-9)
-    assert emo_row["V-LVE"] == pytest.approx(base_row["V-LVE"], rel=1e-9)  # constant emotion offsets cancel
+    assert emo_row["diversity"] == pytest.approx(np.mean(emo_div), rel=FLOAT32_REL)
+    assert emo_row["V-LVE"] == pytest.approx(base_row["V-LVE"], rel=FLOAT32_REL)  # constant emotion offsets cancel
     assert emo_row["LVE"] != base_row["LVE"]
     table = (out / "results.md").read_text()
     assert "| fake+AUBlendNet | mead |" in table
@@ -135,6 +137,6 @@ def test_faceformer_rows_on_lgldm_mead(tmp_path):
     assert base_row["sequences"] == emo_row["sequences"] == 2 and base_row["frames"] == emo_row["frames"] == 17
     for row in (base_row, emo_row):
         assert all(np.isfinite(row[m]) and row[m] > 0 for m in ("LVE", "V-LVE", "MVE"))
-    assert emo_row["V-LVE"] == pytest.approx(base_row["V-LVE"], rel=1e-9)
+    assert emo_row["V-LVE"] == pytest.approx(base_row["V-LVE"], rel=FLOAT32_REL)
     assert emo_row["diversity"] > 0
     assert base_row["diversity"] > 0  # over the tiny model's 8 training-subject styles
