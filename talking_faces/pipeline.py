@@ -120,10 +120,12 @@ def stream_animation(
     report("Loading speech model")
     adapter = adapter_cls.from_checkpoint(checkpoint, device=dev, **(model_options or {}))
     adapter.check_identity(identity)
-    report("Building AU basis")
-    if basis is None:
+    expressive = any(key.weights.any() for key in track.keyframes)
+    wanted = expressive or "basis" in adapter_cls.accepts | adapter_cls.requires or au_basis or aublendnet or codebook
+    if basis is None and wanted:  # an offsets model with a neutral face needs no basis (nor a rigged mesh)
+        report("Building AU basis")
         basis = resolve_basis(identity, au_basis=au_basis, aublendnet=aublendnet, codebook=codebook, device=dev)
-    else:
+    elif basis is not None:
         basis.check_matches(identity.num_vertices)
     report("Animating speech")
     request = SpeechRequest(

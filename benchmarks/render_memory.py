@@ -1,0 +1,94 @@
+"""Peak memory of `talkface render` against the length of the speech: 15 s, 60 s and 600 s.
+
+    .venv/bin/python benchmarks/render_memory.py [--seconds 15 60 600] [--size 512] [--baseline PATH/talkface]
+
+Each length is the bundled sample speech (9.3 s, "Hello there. My name is ...") looped to that length
+and rendered on the default character by the real command, in a fresh process, with the viseme
+adapter's phone recogniser (no --text: forced alignment of a 10-minute transcript is not the
+common case) and `--save-vertices` (streamed into the .npy). Reported per run:
+- the peak RSS of the `talkface` process itself (VmHWM, read from /proc while it runs);
+- `os.wait4`'s ru_maxrss: the largest of the process and its children (ffmpeg);
+and the growth from the shortest clip. Target (issue 8): 600 s within 200 MB of 15 s, under 1.5 GB.
+`--baseline` runs another installation's `talkface` (e.g. main's) on the same clips, side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+ROOT = Path(__file__).resolve().parents[1]
+POLL_S = 0.05
+
+
+def looped_speech(seconds: float, path: Path) -> Path:
+    samples, rate = soundfile.read(str(ROOT / "assets" / "sample_speech.wav"), dtype="float32")
+    soundfile.write(str(path), np.resize(samples, int(round(seconds * rate))), rate)
+    return path
+
+
+def peak_memory(command: list[str]) -> tuple[float, float, float]:
+    """(talkface VmHWM MB, largest RSS of it and its children MB, wall s) of one run of `command`."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    status = Path(f"/proc/{process.pid}/status")
+    hwm_kb = 0
+    while True:
+        try:
+            line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+            hwm_kb = max(hwm_kb, int(line.split()[1]))
+        except (OSError, StopIteration):  # exiting: VmHWM is gone
+            pass
+        pid, wait_status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        time.sleep(POLL_S)
+    if os.waitstatus_to_exitcode(wait_status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {process.stderr.read().decode()[-2000:]}")
+    return hwm_kb / 1024, usage.ru_maxrss / 1024, time.perf_counter() - start
+
+
+def run(talkface: str, seconds: list[float], size: int, folder: Path) -> list[tuple[float, float, float, float]]:
+    rows = []
+    for length in seconds:
+        audio = looped_speech(length, folder / f"speech_{length:g}.wav")
+        command = [talkface, "render", str(audio), "--size", str(size), "--emotion", "happy:0.6",
+                   "--out", str(folder / "out.mp4"), "--save-vertices", str(folder / "v.npy")]
+        hwm, tree, wall = peak_memory(command)
+        rows.append((length, hwm, tree, wall))
+        print(f"  {talkface}: {length:g} s -> {hwm:.0f} MB (with ffmpeg {tree:.0f} MB), {wall:.0f} s wall", flush=True)
+        for output in ("out.mp4", "v.npy"):
+            (folder / output).unlink(missing_ok=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, nargs="+", default=[15.0, 60.0, 600.0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--baseline", help="another talkface executable to measure on the same clips")
+    args = parser.parse_args()
+    ours = str(Path(sys.executable).parent / "talkface")
+    with tempfile.TemporaryDirectory(prefix="talkface-memory-") as name:
+        results = {"this tree": run(ours, args.seconds, args.size, Path(name))}
+        if args.baseline:
+            results["baseline " + args.baseline] = run(args.baseline, args.seconds, args.size, Path(name))
+    print(f"default character, {args.size}² at 30 fps, viseme adapter, --save-vertices; load average {os.getloadavg()[0]:.1f}")
+    print("| code | speech | peak RSS talkface | largest with ffmpeg | growth from the first | wall |")
+    print("|---|---|---|---|---|---|")
+    for label, rows in results.items():
+        first = rows[0][1]
+        for length, hwm, tree, wall in rows:
+            print(f"| {label} | {length:g} s | {hwm:.0f} MB | {tree:.0f} MB | {hwm - first:+.0f} MB | {wall:.0f} s |")
+
+
+if __name__ == "__main__":
+    main()
