@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from talking_faces.checkpoints import load_strict, names, read_checkpoint
 from talking_faces.errors import TalkingFacesError
 
 from .audio_encoders import normalize_audio
@@ -92,11 +93,6 @@ def sidecar_path(checkpoint: str | Path) -> Path:
     return Path(checkpoint).with_suffix(".json")
 
 
-def _shorten(keys: list[str], limit: int = 4) -> str:
-    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more if keys else "none"
-
-
 def _audio_encoder_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     """wav2vec2 config overrides read off the tensor shapes (heads: hidden/64, the wav2vec2 convention)."""
     prefix = "audio_encoder."
@@ -119,17 +115,12 @@ def _audio_encoder_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign or corrupt files
-        raise TalkingFacesError(f"Cannot read checkpoint {path}: {exc.__class__.__name__}; pass FaceFormer's .pth state_dict.") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise TalkingFacesError(f"{path} is not a bare state_dict; pass FaceFormer's .pth (e.g. vocaset.pth).")
+    state = read_checkpoint(path, "FaceFormer")
     state = {LEGACY_RENAMES.get(k, k): v for k, v in state.items() if k not in DROPPED_KEYS}
     essential = ["vertice_map.weight", "obj_vector.weight", "feature_projection", "pos_conv_embed.conv.parametrizations.weight.original1", "layers.0.feed_forward"]
     missing = [k for k in essential if not any(k in key for key in state)]
     if missing:
-        raise TalkingFacesError(f"{path} is not a FaceFormer checkpoint: missing keys like {_shorten(missing)}; unexpected keys: {_shorten(sorted(state))}.")
+        raise TalkingFacesError(f"{path} is not a FaceFormer checkpoint: missing keys like {names(missing, 4)}; unexpected keys: {names(state, 4)}.")
     return state
 
 
@@ -171,8 +162,6 @@ def _conditioning(dataset: str, num_styles: int, sidecar: dict[str, Any]) -> Con
 def load_faceformer(path: str | Path, dataset: str | None = None) -> tuple[FaceFormer, Conditioning]:
     """Build a FaceFormer from an official-format checkpoint (strict), on the CPU, in eval mode."""
     path = Path(path)
-    if not path.is_file():
-        raise TalkingFacesError(f"FaceFormer checkpoint not found: {path}; pass the .pth file (e.g. vocaset.pth).")
     side = sidecar_path(path)
     sidecar = json.loads(side.read_text()) if side.is_file() else {}
     state = _read_state(path)
@@ -181,18 +170,8 @@ def load_faceformer(path: str | Path, dataset: str | None = None) -> tuple[FaceF
         model = FaceFormer(config)
     except (KeyError, IndexError, ValueError) as exc:
         raise TalkingFacesError(f"{path} is not a FaceFormer checkpoint ({exc.__class__.__name__}: {exc}); pass FaceFormer's .pth.") from None
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise TalkingFacesError(
-            f"{path} does not match FaceFormer: missing keys {_shorten(missing)}; unexpected keys {_shorten(unexpected)}; "
-            "pass an official FaceFormer checkpoint or one written by `talkface train faceformer`."
-        )
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1].strip()
-        raise TalkingFacesError(f"{path}: tensor shapes do not fit FaceFormer ({first}); the file is not a FaceFormer checkpoint.") from None
+    load_strict(model, state, path, "FaceFormer",
+                "pass an official FaceFormer checkpoint or one written by `talkface train faceformer`.")
     return model.eval(), _conditioning(dataset, config.num_styles, sidecar)
 
 

@@ -9,7 +9,7 @@ common case) and `--save-vertices` (streamed into the .npy). Reported per run:
 - the peak RSS of the `talkface` process itself (VmHWM, read from /proc while it runs);
 - `os.wait4`'s ru_maxrss: the largest of the process and its children (ffmpeg);
 and the growth from the shortest clip. Target (issue 8): 600 s within 200 MB of 15 s, under 1.5 GB.
-`--baseline` runs another installation's `talkface` (e.g. main's) on the same clips, side by side.
+`--baseline` runs another installation's `talkface` (e.g. main's) on the same clips (or `--baseline-seconds`).
 """
 
 from __future__ import annotations
@@ -75,12 +75,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, nargs="+", default=[15.0, 60.0, 600.0])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--baseline", help="another talkface executable to measure on the same clips")
+    parser.add_argument("--baseline-seconds", type=float, nargs="+", help="clip lengths for the baseline (default: --seconds)")
     args = parser.parse_args()
     ours = str(Path(sys.executable).parent / "talkface")
     with tempfile.TemporaryDirectory(prefix="talkface-memory-") as name:
         results = {"this tree": run(ours, args.seconds, args.size, Path(name))}
         if args.baseline:
-            results["baseline " + args.baseline] = run(args.baseline, args.seconds, args.size, Path(name))
+            results["baseline " + args.baseline] = run(args.baseline, args.baseline_seconds or args.seconds, args.size, Path(name))
     print(f"default character, {args.size}² at 30 fps, viseme adapter, --save-vertices; load average {os.getloadavg()[0]:.1f}")
     print("| code | speech | peak RSS talkface | largest with ffmpeg | growth from the first | wall |")
     print("|---|---|---|---|---|---|")

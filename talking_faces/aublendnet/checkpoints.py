@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoints import check_keys, load_strict, read_checkpoint
 from ..errors import TalkingFacesError
 from ..training import atomic_torch_save
 from .codebook import AUCodebook, CodebookConfig
@@ -22,22 +23,11 @@ STATE_KEY = "state_dict"
 DEFAULT_HEADS = 8
 # Stage-2 leftovers that upstream builds but never calls: accepted when present, dropped, never built.
 UNUSED_PREDICTOR_PREFIXES = ("vertice_map.", "PPE.", "transformer_decoder.")
-_MODULE_PREFIX = "module."
 
 
 def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
     """The `state_dict` of an official-format file, on CPU, with any DDP `module.` prefix removed."""
-    path = Path(path)
-    if not path.is_file():
-        raise TalkingFacesError(f"{what} checkpoint not found: {path}; pass the path of its model.pth.tar.")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and weights_only errors come in many types
-        raise TalkingFacesError(f"Cannot read {what} checkpoint {path}: {exc.__class__.__name__}; pass an official model.pth.tar.") from None
-    state = payload.get(STATE_KEY, payload) if isinstance(payload, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise TalkingFacesError(f"{path} holds no tensor state_dict; pass an official {what} model.pth.tar.")
-    return {k.removeprefix(_MODULE_PREFIX): v for k, v in state.items()}
+    return read_checkpoint(path, what, container=STATE_KEY)
 
 
 def _shape(state: dict[str, torch.Tensor], key: str, dim: int, default: int) -> int:
@@ -79,28 +69,6 @@ def predictor_config(state: dict[str, torch.Tensor], num_heads: int = DEFAULT_HE
     )
 
 
-def _names(keys: list[str], limit: int = 6) -> str:
-    shown = ", ".join(sorted(keys)[:limit])
-    return f"{shown} (+{len(keys) - limit} more)" if len(keys) > limit else shown
-
-
-def _check_keys(path: Path, what: str, found: set[str], expected: set[str], hint: str) -> None:
-    missing, unexpected = sorted(expected - found), sorted(found - expected)
-    if missing or unexpected:
-        parts = [f"missing {len(missing)} key(s): {_names(missing)}" if missing else "",
-                 f"unexpected {len(unexpected)} key(s): {_names(unexpected)}" if unexpected else ""]
-        raise TalkingFacesError(f"{path} is not an official {what} checkpoint: {'; '.join(p for p in parts if p)}; {hint}")
-
-
-def _load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, what: str) -> None:
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        mismatches = re.findall(r"size mismatch for ([\w.]+)", str(exc))
-        detail = f"shape mismatch for {_names(mismatches)}" if mismatches else str(exc).splitlines()[0]
-        raise TalkingFacesError(f"{path}: {what} weights do not fit together ({detail}); the file is corrupt or from another model.") from None
-
-
 def load_codebook(path: str | Path, num_heads: int = DEFAULT_HEADS) -> AUCodebook:
     """Build the stage-1 codebook from an official `model.pth.tar` (147 keys), strictly, on CPU."""
     path = Path(path)
@@ -110,9 +78,9 @@ def load_codebook(path: str | Path, num_heads: int = DEFAULT_HEADS) -> AUCodeboo
     names = AUCodebook(replace(config, vertex_dim=2, hidden=2, num_heads=1, intermediate=2, code_dim=2, num_codes=1)).state_dict()
     hint = ("this looks like a stage-2 file: pass it as --aublendnet" if "feat_map.weight" in state
             else "pass the stage-1 VQ-VAE model.pth.tar as --codebook")
-    _check_keys(path, "AU codebook (stage 1)", set(state), set(names), hint)
+    check_keys(path, "AU codebook (stage 1)", state, names, hint)
     model = AUCodebook(config)
-    _load_into(model, state, path, "AU codebook")
+    load_strict(model, state, path, "AU codebook", hint)
     return model
 
 
@@ -126,7 +94,7 @@ def load_predictor(path: str | Path, codebook: AUCodebook | str | Path, num_head
     hint = ("this looks like a stage-1 file: pass it as --codebook" if "quantize.embedding.weight" in state
             else "pass the stage-2 AUBlendNet model.pth.tar as --aublendnet")
     if "feature_map.weight" not in state or "feat_map.weight" not in state:
-        _check_keys(path, "AUBlendNet (stage 2)", set(state), {"feature_map.weight", "feat_map.weight"}, hint)
+        check_keys(path, "AUBlendNet (stage 2)", state, {"feature_map.weight", "feat_map.weight"}, hint)
     config = predictor_config(state, num_heads)
     cb = codebook.config
     if (config.vertex_dim, config.code_width) != (cb.vertex_dim, cb.hidden):
@@ -136,9 +104,9 @@ def load_predictor(path: str | Path, codebook: AUCodebook | str | Path, num_head
         )
     model = StyleBlendNet(config, codebook)
     expected = {k for k in model.state_dict() if not k.startswith("autoencoder.")}
-    _check_keys(path, "AUBlendNet (stage 2)", set(state), expected, hint)
+    check_keys(path, "AUBlendNet (stage 2)", state, expected, hint)
     state.update({f"autoencoder.{k}": v for k, v in codebook.state_dict().items()})
-    _load_into(model, state, path, "AUBlendNet")
+    load_strict(model, state, path, "AUBlendNet", hint)
     return model
 
 
