@@ -8,7 +8,10 @@ Measured in one run, each `--repeats` times (min and median reported):
 2. the whole command (`talkface render`, a fresh process) on 1 s and 10 s of the bundled sample
    speech, wall time from start to exit;
 3. the render loop alone (`render_mp4` with a renderer already made, on the 10 s clip's vertices):
-   composition-free frames -> normals and shading -> draw -> ffmpeg.
+   normals and shading on a second thread -> draw -> ffmpeg fed by a writer thread;
+4. the baseline: the same frames through the loop as it was before (shade, draw and a blocking
+   write to ffmpeg's pipe, one after the other).
+With `--upstream-frames N`, also the upstream demo scripts' way (a new renderer, scene and mesh per frame).
 Targets (issue 8): 1 s clip <= time of 150 bare draws; 10 s clip >= 0.6 of the bare frame rate;
 render loop >= 0.85 of it.
 """
@@ -77,6 +80,43 @@ def loop_fps(renderer, animation, folder: Path) -> float:
     return animation.num_frames / (time.perf_counter() - start)
 
 
+def serial_loop_fps(renderer, animation, folder: Path) -> float:
+    """The loop as it was before streaming (the baseline): shade, draw, then a blocking write to a 64 KB pipe, in turn."""
+    from talking_faces.video import encoder_command
+
+    command = encoder_command(animation.audio_path, folder / "serial.mp4", renderer.size, animation.fps)
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    for vertices in animation.vertices:
+        process.stdin.write(renderer.render(vertices).tobytes())
+    process.stdin.close()
+    process.wait()
+    return animation.num_frames / (time.perf_counter() - start)
+
+
+def upstream_fps(vertices: np.ndarray, faces: np.ndarray, size: int) -> float:
+    """The upstream demo's way (main/render.py): per frame a new mesh, scene and OpenGL context; five
+    directional lights (all shining along -z), a grey metallic BLEND material, no culling."""
+    import pyrender  # after FaceRenderer chose the OpenGL backend
+    import trimesh
+
+    from talking_faces.render import build_scene
+
+    material = pyrender.MetallicRoughnessMaterial(
+        alphaMode="BLEND", baseColorFactor=[0.3, 0.3, 0.3, 1.0], metallicFactor=0.8, roughnessFactor=0.8
+    )
+    start = time.perf_counter()
+    for frame in vertices:
+        scene = build_scene(vertices[0])
+        for _ in range(5):
+            scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=2.0))
+        scene.add(pyrender.Mesh.from_trimesh(trimesh.Trimesh(frame, faces, process=False), material=material, smooth=True))
+        offscreen = pyrender.OffscreenRenderer(size, size)
+        offscreen.render(scene, flags=pyrender.RenderFlags.SKIP_CULL_FACES)
+        offscreen.delete()
+    return len(vertices) / (time.perf_counter() - start)
+
+
 def summary(values: list[float]) -> str:
     return f"min {min(values):.2f}, median {statistics.median(values):.2f}"
 
@@ -86,6 +126,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--bare-frames", type=int, default=150)
+    parser.add_argument("--upstream-frames", type=int, default=0, help="also time the upstream demo's renderer-per-frame way")
     args = parser.parse_args()
     from talking_faces.animation import Animation
     from talking_faces.appearance import vertex_albedo
@@ -94,7 +135,7 @@ def main() -> None:
 
     face = load_default_character()
     albedo = vertex_albedo(face.vertices, face.faces)
-    rows: dict[str, list[float]] = {k: [] for k in ("bare", "short", "long", "loop")}
+    rows: dict[str, list[float]] = {k: [] for k in ("bare", "short", "long", "loop", "serial")}
     with tempfile.TemporaryDirectory(prefix="talkface-bench-") as name:
         folder = Path(name)
         short, long = speech(1.0, folder / "short.wav"), speech(10.0, folder / "long.wav")
@@ -108,12 +149,15 @@ def main() -> None:
                 rows["short"].append(time_command(short, folder, args.size))
                 rows["long"].append(vertices.shape[0] / time_command(long, folder, args.size))
                 rows["loop"].append(loop_fps(renderer, animation, folder))
+                rows["serial"].append(serial_loop_fps(renderer, animation, folder))
                 print(f"  repeat: bare {rows['bare'][-1]:.1f} fps, 1 s clip {rows['short'][-1]:.2f} s, "
-                      f"10 s clip {rows['long'][-1]:.1f} fps, loop {rows['loop'][-1]:.1f} fps", flush=True)
+                      f"10 s clip {rows['long'][-1]:.1f} fps, loop {rows['loop'][-1]:.1f} fps, "
+                      f"serial loop {rows['serial'][-1]:.1f} fps", flush=True)
     bare = rows["bare"]
     short_in_draws = [s * b for s, b in zip(rows["short"], bare)]
     long_ratio = [f / b for f, b in zip(rows["long"], bare)]
     loop_ratio = [f / b for f, b in zip(rows["loop"], bare)]
+    serial_ratio = [f / b for f, b in zip(rows["serial"], bare)]
     print(f"machine: {machine()}; {args.size}² frames at {FPS:g} fps; load average {load:.1f} before the run; {args.repeats} repeats")
     print("| measure | value (min, median) | target |")
     print("|---|---|---|")
@@ -124,6 +168,10 @@ def main() -> None:
     print(f"| 10 s clip / bare draw | {summary(long_ratio)} | >= 0.6 |")
     print(f"| render loop alone (render_mp4, renderer ready) | {summary(rows['loop'])} fps | |")
     print(f"| render loop / bare draw | {summary(loop_ratio)} | >= 0.85 |")
+    print(f"| baseline: serial loop (shade, draw, blocking pipe) / bare draw | {summary(serial_ratio)} | |")
+    if args.upstream_frames:
+        fresh = upstream_fps(vertices[: args.upstream_frames], face.faces, args.size)
+        print(f"| upstream demo (new renderer, scene and mesh per frame) | {fresh:.2f} fps, bare draw {bare[-1] / fresh:.0f}x faster | |")
 
 
 if __name__ == "__main__":

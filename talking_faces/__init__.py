@@ -23,7 +23,8 @@ _EXPORTS = {
     "FLAME_NUM_VERTICES": "identity", "Identity": "identity", "load_identity": "identity",
     "load_default_character": "character",
     "build_rig_basis": "rig",
-    "animate": "pipeline", "Animation": "pipeline",
+    "Animation": "animation", "AnimationStream": "animation",
+    "animate": "pipeline", "stream_animation": "pipeline",
     "render_mp4": "video",
 }
 

@@ -193,8 +193,8 @@ def _enlarge_pipe(pipe: object, frame_bytes: int) -> None:
         pass  # a smaller pipe only costs speed
 
 
-@contextmanager
-def _encoder(audio: Path, target: Path, size: int, fps: float) -> Iterator[_Encoder]:
+def encoder_command(audio: Path, target: Path, size: int, fps: float) -> list[str]:
+    """The ffmpeg command that encodes raw RGB `size`x`size` frames from stdin with `audio` into the MP4 `target`."""
     import ffmpeg
 
     video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{size}x{size}", framerate=fps)
@@ -203,7 +203,12 @@ def _encoder(audio: Path, target: Path, size: int, fps: float) -> Iterator[_Enco
         vcodec="libx264", pix_fmt="yuv420p", preset=X264_PRESET, crf=X264_CRF,
         acodec="aac", audio_bitrate="160k", movflags="+faststart",
     )
-    args = stream.global_args("-hide_banner", "-nostats", "-loglevel", "error").overwrite_output().compile(cmd=ffmpeg_executable())
+    return stream.global_args("-hide_banner", "-nostats", "-loglevel", "error").overwrite_output().compile(cmd=ffmpeg_executable())
+
+
+@contextmanager
+def _encoder(audio: Path, target: Path, size: int, fps: float) -> Iterator[_Encoder]:
+    args = encoder_command(audio, target, size, fps)
     log = tempfile.TemporaryFile()  # a file, not a pipe: a full stderr pipe would stall ffmpeg
     try:
         # Its own session: Ctrl-C reaches only us, and we stop ffmpeg ourselves.
