@@ -57,7 +57,7 @@ class SpeechTrack:
         frames = self.frames(start, stop, sample)
         if not self.is_weights:
             return frames
-        return blend(frames.to(basis_offsets.dtype), basis_offsets)
+        return blend(frames.to(basis_offsets.device, basis_offsets.dtype), basis_offsets)
 
 
 def speak(adapter: SpeechAdapter, request: SpeechRequest) -> SpeechTrack:

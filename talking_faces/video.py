@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -110,8 +110,8 @@ def render_mp4(
     chunks = animation.chunks(sample)
     if on_chunk is not None:
         chunks = _observed(chunks, on_chunk)
-    images = renderer.render_chunks(chunks)
-    write_video(images, out, animation.fps, renderer.size, animation.audio_path, on_frame)
+    with closing(renderer.render_chunks(chunks)) as images:  # stops the shading thread on any exit
+        write_video(images, out, animation.fps, renderer.size, animation.audio_path, on_frame)
 
 
 def _observed(chunks: Iterator[tuple[int, np.ndarray]], on_chunk: Callable[[int, np.ndarray], None]) -> Iterator[tuple[int, np.ndarray]]:

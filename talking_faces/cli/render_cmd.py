@@ -94,4 +94,5 @@ def render(
                 vertices = None if save_vertices is None else stage.path(sample_path(save_vertices, k))
                 render_sample(animation, stage.path(sample_path(out, k)), renderer, vertices, sample=k,
                               on_frame=lambda: progress.advance(frames))
-    console.print(f"[green]wrote[/] {out} ({animation.num_frames} frames, {animation.duration:.2f} s)")
+    more = f" and {sample_path(out, 1).name} .. {sample_path(out, num_samples - 1).name}" if num_samples > 1 else ""
+    console.print(f"[green]wrote[/] {out}{more} ({animation.num_frames} frames, {animation.duration:.2f} s)")
