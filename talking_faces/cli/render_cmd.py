@@ -9,11 +9,12 @@ import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from talking_faces.atomic import atomic_write
 from talking_faces.emotion import SPEC_GRAMMAR
 from talking_faces.errors import TalkingFacesError
 
 from .common import app, console
+
+OUTPUT_SUFFIX = "_talkface.mp4"
 
 EMOTION_HELP = (
     "Emotion spec. Presets neutral, happy, sad, surprise, fear, angry, disgust, contempt with an intensity "
@@ -29,7 +30,40 @@ def _stage_progress() -> Progress:
     )
 
 
-@app.command(help="Render speech as an MP4 of a 3D face that talks and shows an emotion.\n\nEmotion specs (--emotion):\n\n" + SPEC_GRAMMAR)
+def _verbatim(text: str) -> str:
+    """`text` with click's no-rewrap marker before each paragraph, so the grammar keeps its lines."""
+    return "\n\n".join("\b\n" + paragraph for paragraph in text.strip().split("\n\n"))
+
+
+def default_output(audio: Path) -> Path:
+    """`<audio name>_talkface.mp4` in the current folder: never the input, whatever its suffix."""
+    return Path(f"{audio.stem}{OUTPUT_SUFFIX}")
+
+
+def check_options(audio: Path, out: Path, save_vertices: Path | None, emotion: str, model: str, device: str,
+                  size: int, inputs: tuple[tuple[str, Path | None], ...]) -> None:
+    """Every option and path check that needs no model: a mistake is reported in a fraction of a second."""
+    from talking_faces.adapters import check_adapter_name
+    from talking_faces.atomic import check_not_an_input, check_output_writable
+    from talking_faces.audio import check_audio_file
+    from talking_faces.devices import check_device_name
+    from talking_faces.emotion import parse_emotion
+    from talking_faces.video import check_size
+
+    parse_emotion(emotion)
+    check_adapter_name(model)
+    check_device_name(device)
+    check_size(size)
+    check_audio_file(audio)
+    check_not_an_input(out, inputs, "--out")
+    check_output_writable(out)
+    if save_vertices is not None:
+        check_not_an_input(save_vertices, (*inputs, ("--out", out)), "--save-vertices")
+        check_output_writable(save_vertices)
+
+
+@app.command(help="Render speech as an MP4 of a 3D face that talks and shows an emotion.\n\n"
+             "Emotion specs (--emotion):\n\n" + _verbatim(SPEC_GRAMMAR))
 def render(
     audio: Path = typer.Argument(..., help="Speech audio (WAV, FLAC, MP3, M4A, OGG; any sample rate)."),
     identity: Optional[Path] = typer.Option(None, help="Neutral mesh (OBJ, PLY, NPY, NPZ). Default: the bundled character."),
@@ -41,43 +75,45 @@ def render(
     checkpoint: Optional[Path] = typer.Option(None, help="Speech model checkpoint, e.g. FaceFormer's vocaset.pth."),
     style: Optional[str] = typer.Option(None, help="Speaking style: training-subject name or index (learned models)."),
     text: Optional[str] = typer.Option(None, help="Transcript, for forced alignment of phonemes (viseme model)."),
-    out: Optional[Path] = typer.Option(None, help="Output MP4. Default: <audio name>.mp4 in the current folder."),
+    out: Optional[Path] = typer.Option(None, help="Output MP4. Default: <audio name>_talkface.mp4 in the current folder."),
     fps: float = typer.Option(30.0, min=1.0, max=240.0, help="Video frame rate."),
     size: int = typer.Option(512, min=64, max=4096, help="Video width and height in pixels."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     gl: str = typer.Option("auto", help="OpenGL backend: auto, osmesa or egl."),
     save_vertices: Optional[Path] = typer.Option(None, help="Also write the final (T, V, 3) float32 vertices to this .npy."),
 ) -> None:
-    from talking_faces.emotion import parse_emotion
     from talking_faces.gl import use_backend
-    from talking_faces.pipeline import animate, load_identity_or_default
-    from talking_faces.video import check_output_writable, check_size, render_mp4
 
-    out = out if out is not None else Path(audio.stem + ".mp4")
-    check_size(size)
-    check_output_writable(out)
+    out = out if out is not None else default_output(audio)
+    inputs = (("audio", audio), ("identity", identity), ("AU basis", au_basis), ("AUBlendNet", aublendnet),
+              ("codebook", codebook), ("checkpoint", checkpoint))
+    check_options(audio, out, save_vertices, emotion, model, device, size, inputs)
     use_backend(gl)  # a missing OpenGL library fails now, not after the animation
-    if save_vertices is not None:
-        check_output_writable(save_vertices)
-    parse_emotion(emotion)  # a bad spec fails before any file is read
+
+    from talking_faces.atomic import staged_outputs
+    from talking_faces.pipeline import animate, load_identity_or_default
+    from talking_faces.video import render_mp4
+
     face = load_identity_or_default(identity)
     if face.faces is None:
         raise TalkingFacesError(
-            f"{identity} holds vertices but no faces, so it cannot be rendered; pass it as OBJ, PLY or NPZ with faces."
+            f"{identity} is a point cloud (vertices without faces), so it cannot be rendered; "
+            "pass the mesh as OBJ, PLY or NPZ with its triangles."
         )
-    with _stage_progress() as progress:
+    with _stage_progress() as progress, staged_outputs() as stage:
         stages = progress.add_task("Starting", total=None)
 
-        def stage(name: str) -> None:
+        def stage_name(name: str) -> None:
             progress.update(stages, description=name)
 
         animation = animate(
             audio, identity=face, emotion=emotion, model=model, checkpoint=checkpoint, au_basis=au_basis,
-            aublendnet=aublendnet, codebook=codebook, style=style, text=text, fps=fps, device=device, stage=stage,
+            aublendnet=aublendnet, codebook=codebook, style=style, text=text, fps=fps, device=device, stage=stage_name,
         )
         progress.update(stages, description="Animation ready", total=1, completed=1)
         frames = progress.add_task("Rendering frames", total=animation.vertices.shape[0])
-        render_mp4(animation, out, size=size, gl=gl, on_frame=lambda: progress.advance(frames))
-    if save_vertices is not None:
-        atomic_write(save_vertices, lambda tmp: np.save(tmp, animation.vertices))
+        # Both outputs are written to hidden temporary files and appear together, or not at all.
+        render_mp4(animation, stage.path(out), size=size, gl=gl, on_frame=lambda: progress.advance(frames))
+        if save_vertices is not None:
+            np.save(stage.path(save_vertices), animation.vertices)
     console.print(f"[green]wrote[/] {out} ({animation.vertices.shape[0]} frames, {animation.duration:.2f} s)")
