@@ -1,4 +1,4 @@
-"""Speech adapters: each turns speech into `Offset_spe (T, V, 3)` for an identity."""
+"""Speech adapters: each turns a `SpeechRequest` into Offset_spe for an identity (see `base.py`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from talking_faces.errors import TalkingFacesError
 if TYPE_CHECKING:  # the registry is read before torch is imported, so that `--model` typos fail fast
     import torch
 
-    from .base import SpeechAdapter
+    from .base import SpeechAdapter, SpeechOutput, SpeechRequest
+
+INTERFACE = ("SpeechAdapter", "SpeechOutput", "SpeechRequest")  # from .base, imported on first use
 
 # name -> "module:class", imported on first use so that `viseme` never pulls in transformers.
 ADAPTERS: dict[str, str] = {
@@ -44,11 +46,9 @@ def load_adapter(
 
 
 def __getattr__(name: str) -> Any:
-    if name == "SpeechAdapter":
-        from .base import SpeechAdapter
-
-        return SpeechAdapter
+    if name in INTERFACE:
+        return getattr(importlib.import_module(".base", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ADAPTERS", "SpeechAdapter", "adapter_class", "check_adapter_name", "load_adapter"]
+__all__ = ["ADAPTERS", *INTERFACE, "adapter_class", "check_adapter_name", "load_adapter"]
