@@ -143,8 +143,8 @@ def staged_outputs() -> Iterator[Stage]:
         stage.commit()
     except OSError as exc:
         target = stage.target_of(exc.filename)
+        reason = failure_reason(exc, target.absolute().parent)  # before the discard frees the disk
         stage.discard()
-        reason = failure_reason(exc, target.absolute().parent)
         raise TalkingFacesError(f"Cannot write {target}: {reason}; choose a writable location with free space.") from None
     except BaseException:
         stage.discard()
