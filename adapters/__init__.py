@@ -12,7 +12,7 @@ from talking_faces.errors import TalkingFacesError
 if TYPE_CHECKING:  # the registry is read before torch is imported, so that `--model` typos fail fast
     import torch
 
-    from .base import SpeechAdapter, SpeechOutput, SpeechRequest
+    from .base import SpeechAdapter
 
 INTERFACE = ("SpeechAdapter", "SpeechOutput", "SpeechRequest")  # from .base, imported on first use
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from talking_faces.checkpoints import load_weights_only
 from talking_faces.errors import TalkingFacesError
 
 from .audio_encoders import normalize_audio
@@ -119,10 +120,7 @@ def _audio_encoder_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign or corrupt files
-        raise TalkingFacesError(f"Cannot read checkpoint {path}: {exc.__class__.__name__}; pass FaceFormer's .pth state_dict.") from None
+    state = load_weights_only(path, "FaceFormer")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise TalkingFacesError(f"{path} is not a bare state_dict; pass FaceFormer's .pth (e.g. vocaset.pth).")
     state = {LEGACY_RENAMES.get(k, k): v for k, v in state.items() if k not in DROPPED_KEYS}

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 import trimesh
@@ -7,7 +5,9 @@ import trimesh
 from talking_faces.errors import TalkingFacesError
 from talking_faces.identity import FLAME_NUM_FACES, FLAME_NUM_VERTICES, load_identity, save_mesh
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+from conftest import SHARED_FIXTURES
+
+FIXTURES = SHARED_FIXTURES
 
 
 def _mesh():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoints import load_weights_only
 from ..errors import TalkingFacesError
 from ..training import atomic_torch_save
 from .codebook import AUCodebook, CodebookConfig
@@ -28,12 +29,7 @@ _MODULE_PREFIX = "module."
 def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
     """The `state_dict` of an official-format file, on CPU, with any DDP `module.` prefix removed."""
     path = Path(path)
-    if not path.is_file():
-        raise TalkingFacesError(f"{what} checkpoint not found: {path}; pass the path of its model.pth.tar.")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and weights_only errors come in many types
-        raise TalkingFacesError(f"Cannot read {what} checkpoint {path}: {exc.__class__.__name__}; pass an official model.pth.tar.") from None
+    payload = load_weights_only(path, what)
     state = payload.get(STATE_KEY, payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise TalkingFacesError(f"{path} holds no tensor state_dict; pass an official {what} model.pth.tar.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,8 @@ def _raise_on_signal(signum: int, frame: object) -> None:
 
 def _error(message: str, label: str = "error:") -> None:
     # A Text, not markup: messages hold paths and specs with brackets.
-    console.print(Text.assemble((label, "bold red"), " ", message), highlight=False, soft_wrap=True)
+    style = "bold red" if label.endswith("error:") else "bold yellow"
+    console.print(Text.assemble((label, style), " ", message), highlight=False, soft_wrap=True)
 
 
 def _one_line(text: str) -> str:
@@ -140,12 +142,21 @@ def _usage_error(exc: Exception) -> int:
     return EXIT_USAGE
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    _error(_one_line(str(message)), "warning:")
+
+
 def run(args: Sequence[str] | None = None) -> int:
     """Run `talkface` with `args` (default: sys.argv[1:]) and return its exit status; never exits.
 
-    Every failure is reported on stderr as one line.
+    Every failure is reported on stderr as one line, and so is every warning.
     """
-    args = list(sys.argv[1:] if args is None else args)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(list(sys.argv[1:] if args is None else args))
+
+
+def _run(args: list[str]) -> int:
     command = typer.main.get_command(app)
     try:
         with command.make_context("talkface", args) as ctx:
