@@ -98,14 +98,27 @@ def test_help_fits_80_columns_with_whole_flag_names(tmp_path, command, flags):
         (["render", "speech.wav", "--out", "./sub/../speech.wav"], ["--out", "would be overwritten"]),
         (["render", "speech.wav", "--save-vertices", "speech.wav"], ["--save-vertices", "would be overwritten"]),
         (["eval", "--dataset", "vocaset"], ["Missing --data-root"]),
+        (["render", "speech.wav", "--identity", "sub/points.npy"], ["point cloud", "with its triangles"]),
+        (["render", "sub/silent.mp4"], ["has no audio stream"]),
     ],
 )
 def test_usage_errors_are_one_line_exit_2(tmp_path, speech_file, args, phrases):
     shutil.copy(speech_file, tmp_path / "speech.wav")
     (tmp_path / "sub").mkdir()
-    before = (tmp_path / "speech.wav").read_bytes()
+    np.save(tmp_path / "sub" / "points.npy", np.random.default_rng(0).normal(scale=0.1, size=(50, 3)).astype(np.float32))
+    _silent_video(tmp_path / "sub" / "silent.mp4")
+    inputs = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert_usage_error(talkface(*args, cwd=tmp_path), *phrases)
-    assert files_in(tmp_path) == ["speech.wav", "sub"] and (tmp_path / "speech.wav").read_bytes() == before
+    assert files_in(tmp_path) == ["speech.wav", "sub"] and files_in(tmp_path / "sub") == ["points.npy", "silent.mp4"]
+    assert all(p.read_bytes() == data for p, data in inputs.items())  # no input touched
+
+
+def _silent_video(path: Path) -> None:
+    """A 0.5 s H.264 video without an audio stream."""
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=64x64:d=0.5",
+                    "-pix_fmt", "yuv420p", str(path)], check=True, capture_output=True)
 
 
 def test_option_mistakes_are_reported_before_torch_is_imported(tmp_path):
