@@ -13,7 +13,7 @@ import torch
 
 from talking_faces.basis import AUBasis
 from talking_faces.errors import TalkingFacesError
-from talking_faces.identity import Identity
+from talking_faces.identity import Identity, warn_unless_metres
 
 # Optional request fields an adapter may honour (`SpeechAdapter.accepts`). `audio`, `identity`
 # and `fps` are always given; an adapter that animates at any frame rate lists "fps".
@@ -154,3 +154,5 @@ class SpeechAdapter(ABC):
                 f"The {self.name} model animates {self.topology}-vertex meshes, but {identity.name} has "
                 f"{identity.num_vertices} vertices; pass an identity with the checkpoint's topology (e.g. a FLAME mesh)."
             )
+        if self.topology is not None:  # models trained on fixed-topology scans predict metres
+            warn_unless_metres(identity, f"the {self.name} model")

@@ -18,6 +18,7 @@ import torch
 from .errors import TalkingFacesError
 
 DDP_PREFIX = "module."
+UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+) was not an allowed global")
 # torch < 2.1 stored weight-norm as weight_g / weight_v; torch's parametrizations name them
 # original0 / original1 (the same g * v / ||v||). HuBERT and wav2vec2 positional convolutions use it.
 LEGACY_WEIGHT_NORM = {".weight_g": ".parametrizations.weight.original0", ".weight_v": ".parametrizations.weight.original1"}
@@ -28,6 +29,32 @@ def names(keys: Iterable[str], limit: int = 6) -> str:
     keys = sorted(keys)
     shown = ", ".join(keys[:limit]) or "none"
     return f"{shown} (+{len(keys) - limit} more)" if len(keys) > limit else shown
+
+
+def load_weights_only(path: str | Path, what: str) -> object:
+    """`torch.load(path, weights_only=True)` on the CPU, every failure one line that names its cause.
+
+    A file that holds Python objects besides tensors (which could run code when unpickled) is
+    refused with a message that says so, not as a corrupt file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise TalkingFacesError(f"{what} checkpoint {path} is a folder; pass the checkpoint file inside it.")
+    if not path.is_file():
+        raise TalkingFacesError(f"{what} checkpoint not found: {path}; pass the path of its weights file.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # Every weights_only failure mentions weights_only; only a class or function reference names a GLOBAL.
+        found = UNSAFE_GLOBAL.search(str(exc))
+        if found:
+            raise TalkingFacesError(
+                f"{path} holds Python objects besides tensors ({found.group(1)}), which could run code when loaded, "
+                f"so it was refused; save only the {what} state_dict (torch.save(model.state_dict(), ...))."
+            ) from None
+        raise TalkingFacesError(f"Cannot read {what} checkpoint {path}: it is corrupt or not a torch file; pass the original file.") from None
+    except Exception as exc:  # zip, EOF and storage errors come in many types
+        raise TalkingFacesError(f"Cannot read {what} checkpoint {path} ({exc.__class__.__name__}); the file is corrupt or not a torch checkpoint.") from None
 
 
 def read_checkpoint(path: str | Path, what: str, container: str | None = None) -> dict:
@@ -41,22 +68,7 @@ def read_checkpoint(path: str | Path, what: str, container: str | None = None) -
     Returns:
         `{name: tensor}` with the container unwrapped.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise TalkingFacesError(f"{what} checkpoint {path} is a folder; pass the checkpoint file inside it.")
-    if not path.is_file():
-        raise TalkingFacesError(f"{what} checkpoint not found: {path}; pass the path of its weights file.")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            raise TalkingFacesError(
-                f"{path} holds Python objects besides tensors, which could run code when loaded, so it was refused; "
-                f"save only the {what} state_dict (torch.save(model.state_dict(), ...))."
-            ) from None
-        raise TalkingFacesError(f"Cannot read {what} checkpoint {path}: it is corrupt or not a torch file; pass the original file.") from None
-    except Exception as exc:  # zip, EOF and storage errors come in many types
-        raise TalkingFacesError(f"Cannot read {what} checkpoint {path} ({exc.__class__.__name__}); the file is corrupt or not a torch checkpoint.") from None
+    payload = load_weights_only(path, what)
     state = payload.get(container) if container is not None and isinstance(payload, dict) else payload
     if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         where = f" under '{container}'" if container else ""

@@ -22,14 +22,17 @@ SPEC_GRAMMAR = """Grammar (whitespace is ignored):
     keyframe  := mixture ["@" seconds]
     mixture   := term ("+" term)*
     term      := name [":" intensity]
-    name      := neutral | happy | sad | surprise | fear | angry | disgust | contempt | AU<n>
+    name      := neutral | happy | sad | surprise | fear | angry | disgust
+                 | contempt | AU<n>
 
-- `happy:0.7`: a preset emotion (EMFACS) at an intensity in [0, 1] (default 1).
+- `happy:0.7`: a preset emotion (EMFACS) at an intensity in [0, 1]
+  (default 1).
 - `happy:0.5+surprise:0.3`: weights add, AU by AU.
 - `AU12:0.8+AU6:0.4`: raw action units, in any mix with presets.
-- `neutral@0,happy:0.8@1.5,sad:0.6@4`: keyframes at times in seconds. Weights ease between
-  consecutive keyframes with a smoothstep, and hold before the first and after the last.
-  A single term without `@` is constant over the whole clip.
+- `neutral@0,happy:0.8@1.5,sad:0.6@4`: keyframes at times in seconds.
+  Weights ease between consecutive keyframes with a smoothstep, and hold
+  before the first and after the last. A single term without `@` is
+  constant over the whole clip.
 """
 _NUMBER = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
 

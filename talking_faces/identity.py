@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from .errors import TalkingFacesError
 FLAME_NUM_VERTICES = 5023
 FLAME_NUM_FACES = 9976
 MESH_SUFFIXES = (".obj", ".ply", ".npy", ".npz")
+# Ear-to-ear width of a head in metres (FLAME: 0.16 m), with room for necks and shoulders.
+HEAD_WIDTH_METRES = (0.08, 0.5)
+OTHER_UNITS = {"centimetres": 100.0, "millimetres": 1000.0}
 
 
 @dataclass
@@ -40,6 +44,29 @@ class Identity:
     @property
     def topology(self) -> str:
         return "flame" if self.is_flame else f"{self.num_vertices}-vertex mesh"
+
+
+def unit_of_head(vertices: np.ndarray) -> str | None:
+    """The unit a head mesh `(V, 3)` is modelled in, judged by its width: "metres", "centimetres",
+    "millimetres", or None when the width fits none of them."""
+    width = float(np.ptp(vertices[:, 0]))
+    low, high = HEAD_WIDTH_METRES
+    for unit, per_metre in {"metres": 1.0, **OTHER_UNITS}.items():
+        if low * per_metre <= width <= high * per_metre:
+            return unit
+    return None
+
+
+def warn_unless_metres(identity: Identity, model: str) -> None:
+    """Warn when `identity` looks modelled in centimetres or millimetres, for a `model` that works in metres."""
+    unit = unit_of_head(identity.vertices)
+    if unit in OTHER_UNITS:
+        width = float(np.ptp(identity.vertices[:, 0]))
+        warnings.warn(
+            f"{identity.name} is {width:.4g} units wide, so it looks modelled in {unit}, but {model} works in metres "
+            f"and its motion will look {OTHER_UNITS[unit]:.0f}x too small; scale the mesh by {1 / OTHER_UNITS[unit]:g}.",
+            stacklevel=2,
+        )
 
 
 def validate_mesh(vertices: np.ndarray, faces: np.ndarray | None, source: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import torch
 
 from .atomic import atomic_write
+from .checkpoints import load_weights_only
 from .devices import resolve_device
 from .errors import TalkingFacesError
 
@@ -104,6 +105,6 @@ def load_resume_state(out: str | Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated files
-        raise TalkingFacesError(f"Cannot read {path} ({exc.__class__.__name__}); delete it to start over.") from None
+        return load_weights_only(path, "resume state")
+    except TalkingFacesError as exc:
+        raise TalkingFacesError(f"{exc} Or delete {path} to start over.") from None

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .animation import Animation, AnimationStream
+from .atomic import check_output_writable
 from .errors import TalkingFacesError
 from .ffmpeg_tool import ffmpeg_executable
 from .render import FaceRenderer
@@ -31,21 +32,6 @@ X264_CRF = 18
 # Frames waiting for ffmpeg: the draw never waits on the pipe unless the encoder falls this far behind.
 WRITE_QUEUE_FRAMES = 8
 PIPE_MAX_SIZE = Path("/proc/sys/fs/pipe-max-size")
-
-
-def check_output_writable(path: Path) -> None:
-    """Raise a TalkingFacesError now, before any work, unless a file can be created at `path`."""
-    path = Path(path)
-    folder = path.absolute().parent
-    if path.is_dir():
-        raise TalkingFacesError(f"Output {path} is a folder; give a file name such as {path / 'out.mp4'}.")
-    if not folder.is_dir():
-        raise TalkingFacesError(f"Output folder {folder} does not exist; create it or choose another output path.")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".talkface-check-"):
-            pass
-    except OSError as exc:
-        raise TalkingFacesError(f"Cannot write to {folder}: {exc.strerror}; choose a writable output folder.") from None
 
 
 def check_size(size: int) -> None:

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
-SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _shared_fixtures() -> Path:
+    """`$TALKING_FACES_FIXTURES`, else the nearest `shared/fixtures` beside the project or a folder above it.
+
+    The one definition of where the shared fixtures are; tests that use them skip when it is absent.
+    """
+    if os.environ.get("TALKING_FACES_FIXTURES"):
+        return Path(os.environ["TALKING_FACES_FIXTURES"])
+    for folder in PROJECT.parents:
+        if (folder / "shared" / "fixtures").is_dir():
+            return folder / "shared" / "fixtures"
+    return PROJECT.parent / "shared" / "fixtures"
+
+
+SHARED_FIXTURES = _shared_fixtures()
+ASSETS = PROJECT / "assets"
 
 
 def write_speech_like(path: Path, seconds: float = 1.5, rate: int = 22_050, seed: int = 0) -> Path:

@@ -13,6 +13,8 @@ from talking_faces.aublendnet.codebook import AUCodebook, CodebookConfig
 from talking_faces.aublendnet.predictor import PredictorConfig, StyleBlendNet
 from talking_faces.basis import AUBLENDSET_TARGETS, AUBLENDSET_TEMPLATE
 
+from conftest import SHARED_FIXTURES
+
 HEADS = 2
 
 
@@ -101,7 +103,7 @@ def write_synthetic_aublendset(root: Path, num_identities: int, num_vertices: in
     return root
 
 
-FLAME_PLY = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "flame_sample.ply"
+FLAME_PLY = SHARED_FIXTURES / "flame_sample.ply"
 
 
 def write_rig_aublendset(root: Path, num_identities: int, seed: int = 0) -> Path:

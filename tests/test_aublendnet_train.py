@@ -1,6 +1,7 @@
 """AUBlendNet training on synthetic identities: losses fall, official files, resume."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -74,14 +75,15 @@ def test_training_resumes_from_the_sidecar(tmp_path):
 
 def test_torchrun_ddp_two_processes(tmp_path):
     script = Path(sys.executable).with_name("talkface")
-    if not script.is_file():
-        pytest.skip("talkface console script not installed")
+    script = script if script.is_file() else Path(shutil.which("talkface") or "talkface")
     data = write_synthetic_aublendset(tmp_path / "data", num_identities=3, num_vertices=V)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--no-python", str(script),
            "train", "aublendnet", "--stage", "codebook", "--data-root", str(data), "--out", str(tmp_path / "s1"),
            "--epochs", "2", "--lr", "1e-3", "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2",
            "--num-codes", "16", "--code-dim", "8", "--device", "cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # torchrun's rendezvous leaves torchelastic_* folders in the temporary folder: keep them in tmp_path.
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path / "tmp")}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     state = torch.load(tmp_path / "s1" / "train_state.pt", weights_only=True)

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -8,7 +6,9 @@ from talking_faces.basis import blend, basis_from_rows, load_aublendset
 from talking_faces.compose import compose
 from talking_faces.errors import TalkingFacesError
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+from conftest import SHARED_FIXTURES
+
+FIXTURES = SHARED_FIXTURES
 
 
 def _rows(num_vertices: int = 7, seed: int = 0) -> np.ndarray:

@@ -20,7 +20,9 @@ from talking_faces.adapters.faceformer import FaceFormerAdapter, load_faceformer
 from talking_faces.errors import TalkingFacesError  # noqa: E402
 from talking_faces.identity import Identity, load_identity  # noqa: E402
 
-FLAME_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "flame_sample.ply"
+from conftest import SHARED_FIXTURES
+
+FLAME_SAMPLE = SHARED_FIXTURES / "flame_sample.ply"
 
 def _speech_offsets(adapter, audio, identity, style=None):
     """`(T, V, 3)` Offset_spe at the adapter's own rate (sample 0), as the adapter returns it."""

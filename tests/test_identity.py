@@ -1,13 +1,15 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 import trimesh
 
 from talking_faces.errors import TalkingFacesError
-from talking_faces.identity import FLAME_NUM_FACES, FLAME_NUM_VERTICES, load_identity, save_mesh
+from talking_faces.identity import (
+    FLAME_NUM_FACES, FLAME_NUM_VERTICES, Identity, load_identity, save_mesh, unit_of_head, warn_unless_metres,
+)
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+from conftest import SHARED_FIXTURES
+
+FIXTURES = SHARED_FIXTURES
 
 
 def _mesh():
@@ -67,3 +69,12 @@ def test_flame_fixture_topology():
     assert identity.is_flame and identity.topology == "flame"
     assert identity.vertices.shape == (FLAME_NUM_VERTICES, 3)
     assert identity.faces.shape == (FLAME_NUM_FACES, 3)
+
+
+@pytest.mark.parametrize("scale, unit", [(1.0, "metres"), (100.0, "centimetres"), (1000.0, "millimetres"), (10.0, None)])
+def test_the_unit_of_a_head_is_read_from_its_width(scale, unit):
+    vertices, faces = _mesh()  # a sphere 0.2 m across, the width of a head with ears
+    assert unit_of_head(vertices * scale) == unit
+    if unit in ("centimetres", "millimetres"):
+        with pytest.warns(UserWarning, match=rf"looks modelled in {unit}.*scale the mesh by {1 / scale:g}"):
+            warn_unless_metres(Identity(vertices * scale, faces, "head"), "FaceFormer")

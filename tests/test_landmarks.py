@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 import trimesh
@@ -9,7 +7,9 @@ from talking_faces.landmarks import (
     POINT_NAMES, boundary_loops, connected_components, detect_flame_landmarks, find_landmarks,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+from conftest import SHARED_FIXTURES
+
+FIXTURES = SHARED_FIXTURES
 FLAME_PLY = FIXTURES / "flame_sample.ply"
 AUBLENDSET = FIXTURES / "aublendset_sample.npy"
 

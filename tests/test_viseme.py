@@ -224,8 +224,8 @@ def test_errors_name_the_fix(adapter, face, speech):
 
 
 def test_default_character_opens_on_vowels_and_closes_on_bilabials(adapter, speech, transcript, phones):
-    character = pytest.importorskip("talking_faces.character")
-    rig = pytest.importorskip("talking_faces.rig")
+    from talking_faces import character, rig
+
     identity, landmarks = character.load_default_character(), character.default_character_landmarks()
     out = speech_offsets(adapter, speech, identity, rig.build_rig_basis(identity), text=transcript).numpy()
     upper, lower = (int(np.argmin(np.linalg.norm(identity.vertices - landmarks.points[name], axis=1)))

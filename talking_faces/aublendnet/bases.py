@@ -21,7 +21,7 @@ from ..aus import NUM_AUS
 from ..basis import AUBasis, basis_from_rows
 from ..devices import resolve_device
 from ..errors import TalkingFacesError
-from ..identity import FLAME_NUM_VERTICES, Identity
+from ..identity import FLAME_NUM_VERTICES, Identity, warn_unless_metres
 from .checkpoints import DEFAULT_HEADS, load_predictor
 from .predictor import StyleBlendNet
 
@@ -85,6 +85,7 @@ def check_identity(identity: Identity, model: StyleBlendNet | None = None) -> No
             f"AUBlendNet predicts bases for FLAME-topology heads ({expected} vertices), but {identity.name} is a "
             f"{identity.topology}; use a FLAME head, or drop --aublendnet/--codebook to build the procedural rig's basis."
         )
+    warn_unless_metres(identity, "AUBlendNet")
 
 
 @torch.inference_mode()

@@ -2,6 +2,6 @@
 
 # Importing a module registers its commands.
 from . import aublendnet_cmd, data_cmd, eval_cmd, faceformer_cmd, render_cmd  # noqa: F401
-from .common import app, main
+from .common import app, main, run
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]

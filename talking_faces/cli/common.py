@@ -1,29 +1,83 @@
-"""The typer applications every CLI module registers its commands on, and the error boundary."""
+"""The typer applications every CLI module registers its commands on, and the error boundary.
+
+Exit codes: 0 success (bare `talkface` shows the help), 1 internal error, 2 a usage error or a
+problem with the input (one line naming it and the fix), 130 Ctrl-C, 143 SIGTERM. On every
+non-zero exit the commands' cleanup has run: no output and no temporary file is left.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
+from rich.text import Text
 
+from talking_faces import __version__
 from talking_faces.errors import TalkingFacesError
 
-app = typer.Typer(
+
+def _click_exception_modules() -> list:
+    """typer's own copy of click (recent typer) and the click package, where installed.
+
+    typer raises the first; code written against click (or an older typer) raises the second.
+    """
+    modules = []
+    try:
+        from typer._click import exceptions as vendored
+
+        modules.append(vendored)
+    except ImportError:
+        pass
+    try:
+        from click import exceptions as package
+
+        modules.append(package)
+    except ImportError:
+        pass
+    return modules
+
+
+def _classes(name: str) -> tuple[type[BaseException], ...]:
+    return tuple(getattr(module, name) for module in _click_exception_modules() if hasattr(module, name))
+
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as shells report Ctrl-C
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+NO_ARGS_IS_HELP = _classes("NoArgsIsHelpError")
+USAGE_ERRORS = _classes("UsageError")
+CLICK_ERRORS = _classes("ClickException")
+ABORTS = (typer.Abort, *_classes("Abort"))
+EXITS = (typer.Exit, *_classes("Exit"))
+
+# Plain click help (rich_markup_mode=None): it wraps to the terminal and never cuts a flag name.
+HELP_SETTINGS = {"help_option_names": ["--help", "-h"], "max_content_width": 100}
+
+
+def _typer(**options) -> typer.Typer:
+    return typer.Typer(no_args_is_help=True, rich_markup_mode=None, context_settings=HELP_SETTINGS, **options)
+
+
+app = _typer(
     name="talkface",
     help="Speech to emotional 3D facial animation (AU-blendshapes, AUBlendNet, speech adapters).",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-train_app = typer.Typer(help="Train AUBlendNet or FaceFormer.", no_args_is_help=True)
-data_app = typer.Typer(help="Convert datasets into the layouts talkface reads.", no_args_is_help=True)
+train_app = _typer(help="Train AUBlendNet or FaceFormer.")
+data_app = _typer(help="Convert datasets into the layouts talkface reads.")
 # `talkface eval --dataset ...` scores speech models; `talkface eval aublendnet ...` scores bases.
-eval_app = typer.Typer(help="Evaluate speech models (LVE, FDD, V-LVE, diversity) or AUBlendNet bases.")
+eval_app = typer.Typer(
+    help="Evaluate speech models (LVE, FDD, V-LVE, diversity) or AUBlendNet bases.",
+    rich_markup_mode=None, context_settings=HELP_SETTINGS,
+)
 app.add_typer(train_app, name="train")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
@@ -44,29 +98,101 @@ def model_options(sampler: str | None, steps: int | None, vqvae: Path | None) ->
     return {name: value for name, value in given.items() if value is not None}
 
 
-def main() -> None:
-    """Entry point of the `talkface` console script: one-line errors, no tracebacks."""
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"talkface {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version, help="Print the version and exit."),
+) -> None:
+    """Speech to emotional 3D facial animation (AU-blendshapes, AUBlendNet, speech adapters)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that it unwinds the same cleanup as Ctrl-C.
+
+    A BaseException like KeyboardInterrupt: `except Exception` blocks let it pass, and every
+    `except BaseException` / `finally` that removes a temporary file or stops ffmpeg runs.
+    """
+
+
+def _raise_on_signal(signum: int, frame: object) -> None:
+    # Every signal raises, so that one swallowed by a library does not make the process unstoppable.
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _error(message: str, label: str = "error:") -> None:
+    # A Text, not markup: messages hold paths and specs with brackets.
+    style = "bold red" if label.endswith("error:") else "bold yellow"
+    console.print(Text.assemble((label, style), " ", message), highlight=False, soft_wrap=True)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _usage_error(exc: Exception) -> int:
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "talkface"
+    message = _one_line(exc.format_message()).rstrip(".")
+    _error(f"{message}; see `{where} --help`.")
+    return EXIT_USAGE
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    _error(_one_line(str(message)), "warning:")
+
+
+def run(args: Sequence[str] | None = None) -> int:
+    """Run `talkface` with `args` (default: sys.argv[1:]) and return its exit status; never exits.
+
+    Every failure is reported on stderr as one line, and so is every warning.
+    """
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(list(sys.argv[1:] if args is None else args))
+
+
+def _run(args: list[str]) -> int:
     command = typer.main.get_command(app)
     try:
-        command.main(prog_name="talkface", standalone_mode=False)
+        with command.make_context("talkface", args) as ctx:
+            command.invoke(ctx)
+        return 0
+    except NO_ARGS_IS_HELP as exc:
+        # typer prints the help while building the error; plain click puts it in the message.
+        if exc.format_message():
+            print(exc.format_message())
+        return 0
+    except EXITS as exc:  # --help and --version
+        return exc.exit_code
+    except USAGE_ERRORS as exc:
+        return _usage_error(exc)
     except TalkingFacesError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        console.print("[bold red]aborted[/]")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        console.print("[bold red]interrupted[/]")
-        sys.exit(130)
+        _error(_one_line(str(exc)))
+        return EXIT_USAGE
+    except CLICK_ERRORS as exc:
+        _error(_one_line(exc.format_message()))
+        return exc.exit_code
+    except Terminated:
+        console.print("terminated", highlight=False, markup=False)
+        return EXIT_TERMINATED
+    except (KeyboardInterrupt, *ABORTS):
+        console.print("interrupted", highlight=False, markup=False)
+        return EXIT_INTERRUPTED
     except Exception as exc:
         if os.environ.get("TALKFACE_DEBUG"):
             raise
-        console.print(
-            f"[bold red]internal error:[/] {exc.__class__.__name__}: {exc} (set TALKFACE_DEBUG=1 for the traceback)",
-            highlight=False,
-            soft_wrap=True,
-        )
-        sys.exit(1)
+        _error(_one_line(f"{exc.__class__.__name__}: {exc} (set TALKFACE_DEBUG=1 for the traceback)"), "internal error:")
+        return 1
+
+
+def main() -> None:
+    """Entry point of the `talkface` console script: `run()` with SIGTERM and Ctrl-C unwinding the cleanup."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # a shell's background job keeps ignoring Ctrl-C
+            signal.signal(signum, _raise_on_signal)
+    sys.exit(run())

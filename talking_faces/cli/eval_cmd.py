@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -50,14 +49,18 @@ def evaluate(
     """Score a speech model (LVE, FDD, V-LVE, diversity) on a dataset split; see docs/eval.md."""
     if ctx.invoked_subcommand is not None:
         return
+    if not ctx.args and all(value is None for value in (dataset, data_root, regions, out, predictions, model)):
+        print(ctx.get_help())  # bare `talkface eval`: the help, as for every other group
+        return
+    from talking_faces.errors import TalkingFacesError
+
     required = (("dataset", dataset), ("data-root", data_root), ("regions", regions), ("out", out))
     missing = [f"--{name}" for name, value in required if value is None]
     if missing:
-        raise click.UsageError(f"Missing {', '.join(missing)}; see `talkface eval --help`.", ctx=ctx)
+        raise TalkingFacesError(f"Missing {', '.join(missing)}; see `talkface eval --help`.")
     if (predictions is None) == (model is None):
-        raise click.UsageError("Give exactly one of --predictions DIR or --model NAME.", ctx=ctx)
+        raise TalkingFacesError("Give exactly one of --predictions DIR or --model NAME; see `talkface eval --help`.")
 
-    from talking_faces.errors import TalkingFacesError
     from talking_faces.data import read_dataset
     from talking_faces.eval.regions import load_regions
     from talking_faces.eval.report import write_reports

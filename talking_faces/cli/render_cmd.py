@@ -13,6 +13,8 @@ from talking_faces.errors import TalkingFacesError
 
 from .common import SAMPLER_HELP, SAMPLES_HELP, SEED_HELP, STEPS_HELP, VQVAE_HELP, app, console, model_options
 
+OUTPUT_SUFFIX = "_talkface.mp4"
+
 EMOTION_HELP = (
     "Emotion spec. Presets neutral, happy, sad, surprise, fear, angry, disgust, contempt with an intensity "
     "in [0, 1] (happy:0.7); mixtures (happy:0.5+surprise:0.3); raw AUs (AU12:0.8+AU6:0.4); keyframes in "
@@ -27,7 +29,40 @@ def _stage_progress() -> Progress:
     )
 
 
-@app.command(help="Render speech as an MP4 of a 3D face that talks and shows an emotion.\n\nEmotion specs (--emotion):\n\n" + SPEC_GRAMMAR)
+def _verbatim(text: str) -> str:
+    """`text` with click's no-rewrap marker before each paragraph, so the grammar keeps its lines."""
+    return "\n\n".join("\b\n" + paragraph for paragraph in text.strip().split("\n\n"))
+
+
+def default_output(audio: Path) -> Path:
+    """`<audio name>_talkface.mp4` in the current folder: never the input, whatever its suffix."""
+    return Path(f"{audio.stem}{OUTPUT_SUFFIX}")
+
+
+def check_options(audio: Path, out: Path, save_vertices: Path | None, emotion: str, model: str, device: str,
+                  size: int, inputs: tuple[tuple[str, Path | None], ...]) -> None:
+    """Every option and path check that needs no model: a mistake is reported in a fraction of a second."""
+    from talking_faces.adapters import check_adapter_name
+    from talking_faces.atomic import check_not_an_input, check_output_writable
+    from talking_faces.audio import check_audio_file
+    from talking_faces.devices import check_device_name
+    from talking_faces.emotion import parse_emotion
+    from talking_faces.video import check_size
+
+    parse_emotion(emotion)
+    check_adapter_name(model)
+    check_device_name(device)
+    check_size(size)
+    check_audio_file(audio)
+    check_not_an_input(out, inputs, "--out")
+    check_output_writable(out)
+    if save_vertices is not None:
+        check_not_an_input(save_vertices, (*inputs, ("--out", out)), "--save-vertices")
+        check_output_writable(save_vertices)
+
+
+@app.command(help="Render speech as an MP4 of a 3D face that talks and shows an emotion.\n\n"
+             "Emotion specs (--emotion):\n\n" + _verbatim(SPEC_GRAMMAR))
 def render(
     audio: Path = typer.Argument(..., help="Speech audio (WAV, FLAC, MP3, M4A, OGG; any sample rate)."),
     identity: Optional[Path] = typer.Option(None, help="Neutral mesh (OBJ, PLY, NPY, NPZ). Default: the bundled character."),
@@ -39,7 +74,7 @@ def render(
     checkpoint: Optional[Path] = typer.Option(None, help="Speech model checkpoint, e.g. FaceFormer's vocaset.pth."),
     style: Optional[str] = typer.Option(None, help="Speaking style: training-subject name or index (learned models)."),
     text: Optional[str] = typer.Option(None, help="Transcript, for forced alignment of phonemes (viseme model)."),
-    out: Optional[Path] = typer.Option(None, help="Output MP4. Default: <audio name>.mp4 in the current folder."),
+    out: Optional[Path] = typer.Option(None, help="Output MP4. Default: <audio name>_talkface.mp4 in the current folder."),
     fps: float = typer.Option(30.0, min=1.0, max=240.0, help="Video frame rate."),
     size: int = typer.Option(512, min=64, max=4096, help="Video width and height in pixels."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
@@ -51,26 +86,25 @@ def render(
     steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),
     vqvae: Optional[Path] = typer.Option(None, help=VQVAE_HELP),
 ) -> None:
+    from talking_faces.gl import use_backend
+
+    out = out if out is not None else default_output(audio)
+    inputs = (("audio", audio), ("identity", identity), ("AU basis", au_basis), ("AUBlendNet", aublendnet),
+              ("codebook", codebook), ("checkpoint", checkpoint), ("VQ-VAE", vqvae))
+    check_options(audio, out, save_vertices, emotion, model, device, size, inputs)
+    use_backend(gl)  # a missing OpenGL library fails now, not after the animation
+
     from talking_faces.appearance import vertex_albedo
     from talking_faces.atomic import staged_outputs
-    from talking_faces.emotion import parse_emotion
-    from talking_faces.gl import use_backend
     from talking_faces.pipeline import load_identity_or_default, render_sample, sample_path, stream_animation
     from talking_faces.render import FaceRenderer
     from talking_faces.threads import Background
-    from talking_faces.video import check_output_writable, check_size
 
-    out = out if out is not None else Path(audio.stem + ".mp4")
-    check_size(size)
-    check_output_writable(out)
-    use_backend(gl)  # a missing OpenGL library fails now, not after the animation
-    if save_vertices is not None:
-        check_output_writable(save_vertices)
-    parse_emotion(emotion)  # a bad spec fails before any file is read
     face = load_identity_or_default(identity)
     if face.faces is None:
         raise TalkingFacesError(
-            f"{identity} holds vertices but no faces, so it cannot be rendered; pass it as OBJ, PLY or NPZ with faces."
+            f"{identity} is a point cloud (vertices without faces), so it cannot be rendered; "
+            "pass the mesh as OBJ, PLY or NPZ with its triangles."
         )
     albedo = vertex_albedo(face.vertices, face.faces)  # eyes and lips, from the identity's landmarks, once
     with _stage_progress() as progress, staged_outputs() as stage:
