@@ -141,6 +141,20 @@ def test_default_output_never_names_the_input():
     assert default_output(Path("clips/talk.mp4")) == Path("talk_talkface.mp4")
 
 
+def test_rendering_a_video_in_its_own_folder_keeps_it(tmp_path, speech_file):
+    """`talkface render talk.mp4` used to replace talk.mp4 with the render."""
+    import imageio_ffmpeg
+
+    talk = tmp_path / "talk.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(speech_file), "-c:a", "aac", str(talk)],
+                   check=True, capture_output=True)
+    before = talk.read_bytes()
+    result = talkface("render", "talk.mp4", *SMALL, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert talk.read_bytes() == before
+    assert files_in(tmp_path) == ["talk.mp4", "talk_talkface.mp4"]
+
+
 def _wait_for_temporary(folder: Path, process: subprocess.Popen, timeout: float = 300) -> None:
     """Until the render has opened a hidden temporary MP4 in `folder` (its frames are being written)."""
     deadline = time.monotonic() + timeout
