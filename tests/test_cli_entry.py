@@ -23,12 +23,16 @@ from conftest import write_speech_like
 TALKFACE = Path(sys.executable).parent / "talkface"
 if not TALKFACE.exists():
     TALKFACE = Path(shutil.which("talkface") or "talkface")
-ENV = {**os.environ, "TALKFACE_DEBUG": "", "COLUMNS": "80"}
+
+
+def environment() -> dict[str, str]:
+    return {**os.environ, "TALKFACE_DEBUG": "", "COLUMNS": "80"}  # read at call time: conftest sets TMPDIR
+
 SMALL = ["--size", "64", "--fps", "25"]
 
 
 def talkface(*args: str, cwd: Path, **options) -> subprocess.CompletedProcess:
-    return subprocess.run([str(TALKFACE), *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600, **options)
+    return subprocess.run([str(TALKFACE), *args], cwd=cwd, env=environment(), capture_output=True, text=True, timeout=600, **options)
 
 
 def files_in(folder: Path) -> list[str]:
@@ -184,7 +188,7 @@ def test_ctrl_c_and_sigterm_stop_the_render_and_leave_nothing(tmp_path):
         out = tmp_path / signum.name
         out.mkdir()
         command = [str(TALKFACE), "render", str(audio), *SMALL, "--out", str(out / "face.mp4"), "--save-vertices", str(out / "v.npy")]
-        runs[signum] = (out, subprocess.Popen(command, cwd=out, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        runs[signum] = (out, subprocess.Popen(command, cwd=out, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     for signum, (out, process) in runs.items():
         _wait_for_temporary(out, process)
         process.send_signal(signum)
