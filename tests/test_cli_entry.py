@@ -104,6 +104,8 @@ def test_help_fits_80_columns_with_whole_flag_names(tmp_path, command, flags):
         (["eval", "--dataset", "vocaset"], ["Missing --data-root"]),
         (["render", "speech.wav", "--identity", "sub/points.npy"], ["point cloud", "with its triangles"]),
         (["render", "sub/silent.mp4"], ["has no audio stream"]),
+        (["render", "speech.wav", "--checkpoint", "sub/vocaset.pth"], ["--checkpoint", "does not exist"]),
+        (["render", "speech.wav", "--out", "sub/points.npy", "--identity", "sub/points.npy"], ["--out", "--identity"]),
     ],
 )
 def test_usage_errors_are_one_line_exit_2(tmp_path, speech_file, args, phrases):
