@@ -44,8 +44,11 @@ def _click_exception_modules() -> list:
     return modules
 
 
+_CLICK_EXCEPTIONS = _click_exception_modules()
+
+
 def _classes(name: str) -> tuple[type[BaseException], ...]:
-    return tuple(getattr(module, name) for module in _click_exception_modules() if hasattr(module, name))
+    return tuple(getattr(module, name) for module in _CLICK_EXCEPTIONS if hasattr(module, name))
 
 
 EXIT_USAGE = 2
