@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,19 @@ def write_speech_like(path: Path, seconds: float = 1.5, rate: int = 22_050, seed
     signal = voice * syllables + 0.003 * rng.standard_normal(t.shape)
     soundfile.write(str(path), (0.3 * signal / np.abs(signal).max()).astype(np.float32), rate)
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temporary_files_stay_in_tmp_path(tmp_path_factory):
+    """The temporary folder of the code under test and of its subprocesses (torchrun's torchelastic_*
+    rendezvous folders, torch's inductor cache) is a folder of pytest's own tree, so the suite leaves
+    nothing in $TMPDIR."""
+    folder = tmp_path_factory.mktemp("tmpdir")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TMPDIR", str(folder))
+    patch.setattr(tempfile, "tempdir", str(folder))
+    yield folder
+    patch.undo()
 
 
 @pytest.fixture

@@ -81,9 +81,7 @@ def test_torchrun_ddp_two_processes(tmp_path):
            "train", "aublendnet", "--stage", "codebook", "--data-root", str(data), "--out", str(tmp_path / "s1"),
            "--epochs", "2", "--lr", "1e-3", "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2",
            "--num-codes", "16", "--code-dim", "8", "--device", "cpu"]
-    # torchrun's rendezvous leaves torchelastic_* folders in the temporary folder: keep them in tmp_path.
-    (tmp_path / "tmp").mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path / "tmp")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # TMPDIR: conftest's, so torchelastic_* folders stay in tmp_path
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     state = torch.load(tmp_path / "s1" / "train_state.pt", weights_only=True)

@@ -23,12 +23,16 @@ from conftest import write_speech_like
 TALKFACE = Path(sys.executable).parent / "talkface"
 if not TALKFACE.exists():
     TALKFACE = Path(shutil.which("talkface") or "talkface")
-ENV = {**os.environ, "TALKFACE_DEBUG": "", "COLUMNS": "80"}
+
+
+def environment() -> dict[str, str]:
+    return {**os.environ, "TALKFACE_DEBUG": "", "COLUMNS": "80"}  # read at call time: conftest sets TMPDIR
+
 SMALL = ["--size", "64", "--fps", "25"]
 
 
 def talkface(*args: str, cwd: Path, **options) -> subprocess.CompletedProcess:
-    return subprocess.run([str(TALKFACE), *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600, **options)
+    return subprocess.run([str(TALKFACE), *args], cwd=cwd, env=environment(), capture_output=True, text=True, timeout=600, **options)
 
 
 def files_in(folder: Path) -> list[str]:
@@ -100,6 +104,8 @@ def test_help_fits_80_columns_with_whole_flag_names(tmp_path, command, flags):
         (["eval", "--dataset", "vocaset"], ["Missing --data-root"]),
         (["render", "speech.wav", "--identity", "sub/points.npy"], ["point cloud", "with its triangles"]),
         (["render", "sub/silent.mp4"], ["has no audio stream"]),
+        (["render", "speech.wav", "--checkpoint", "sub/vocaset.pth"], ["--checkpoint", "does not exist"]),
+        (["render", "speech.wav", "--out", "sub/points.npy", "--identity", "sub/points.npy"], ["--out", "--identity"]),
     ],
 )
 def test_usage_errors_are_one_line_exit_2(tmp_path, speech_file, args, phrases):
@@ -141,6 +147,20 @@ def test_default_output_never_names_the_input():
     assert default_output(Path("clips/talk.mp4")) == Path("talk_talkface.mp4")
 
 
+def test_rendering_a_video_in_its_own_folder_keeps_it(tmp_path, speech_file):
+    """`talkface render talk.mp4` used to replace talk.mp4 with the render."""
+    import imageio_ffmpeg
+
+    talk = tmp_path / "talk.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(speech_file), "-c:a", "aac", str(talk)],
+                   check=True, capture_output=True)
+    before = talk.read_bytes()
+    result = talkface("render", "talk.mp4", *SMALL, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert talk.read_bytes() == before
+    assert files_in(tmp_path) == ["talk.mp4", "talk_talkface.mp4"]
+
+
 def _wait_for_temporary(folder: Path, process: subprocess.Popen, timeout: float = 300) -> None:
     """Until the render has opened a hidden temporary MP4 in `folder` (its frames are being written)."""
     deadline = time.monotonic() + timeout
@@ -170,7 +190,7 @@ def test_ctrl_c_and_sigterm_stop_the_render_and_leave_nothing(tmp_path):
         out = tmp_path / signum.name
         out.mkdir()
         command = [str(TALKFACE), "render", str(audio), *SMALL, "--out", str(out / "face.mp4"), "--save-vertices", str(out / "v.npy")]
-        runs[signum] = (out, subprocess.Popen(command, cwd=out, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        runs[signum] = (out, subprocess.Popen(command, cwd=out, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     for signum, (out, process) in runs.items():
         _wait_for_temporary(out, process)
         process.send_signal(signum)

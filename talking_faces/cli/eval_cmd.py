@@ -27,7 +27,7 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, help="Output folder: results.md/json/csv and the resume cache."),
     predictions: Optional[Path] = typer.Option(None, help="Folder of {sequence}_condition_{condition}.npy predictions."),
     method: Optional[str] = typer.Option(None, help="Row name for --predictions (default: the folder's name)."),
-    skip_missing: bool = typer.Option(False, help="Skip sequences without predictions (listed in the report); default: fail."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip sequences without predictions (listed in the report); default: fail."),
     model: Optional[str] = typer.Option(None, help="Speech adapter to run, e.g. faceformer."),
     checkpoint: Optional[Path] = typer.Option(None, help="The adapter's checkpoint."),
     style: Optional[str] = typer.Option(None, help="Speaking style (training subject) for the scored animation."),

@@ -21,7 +21,7 @@ def train_faceformer_cmd(
     data_root: Path = typer.Option(..., help="Dataset folder, in the layout `talkface data` describes."),
     out: Path = typer.Option(..., help="Output folder: {epoch}_model.pth (+ .json sidecar) and train_state.pt. An existing run there is resumed."),
     audio_encoder: Optional[Path] = typer.Option(None, help="Local transformers folder with wav2vec2-base weights (e.g. wav2vec2-base-960h)."),
-    allow_random_audio_encoder: bool = typer.Option(False, help="Start from a randomly initialised wav2vec2 when --audio-encoder is not given."),
+    allow_random_audio_encoder: bool = typer.Option(False, "--allow-random-audio-encoder", help="Start from a randomly initialised wav2vec2 when --audio-encoder is not given."),
     epochs: int = typer.Option(100, min=1, help="Epochs (upstream: 100)."),
     lr: float = typer.Option(1e-4, help="Adam learning rate (upstream: 1e-4)."),
     condition: str = typer.Option("subject", help="One-hot condition: subject, or subject+emotion (MEAD's one-hot-emotion baseline)."),

@@ -41,7 +41,10 @@ def default_output(audio: Path) -> Path:
 
 def check_options(audio: Path, out: Path, save_vertices: Path | None, emotion: str, model: str, device: str,
                   size: int, inputs: tuple[tuple[str, Path | None], ...]) -> None:
-    """Every option and path check that needs no model: a mistake is reported in a fraction of a second."""
+    """Every option and path check that needs no model: a mistake is reported in a fraction of a second.
+
+    `inputs`: (option, path or None) of every input file, the audio first.
+    """
     from talking_faces.adapters import check_adapter_name
     from talking_faces.atomic import check_not_an_input, check_output_writable
     from talking_faces.audio import check_audio_file
@@ -54,6 +57,9 @@ def check_options(audio: Path, out: Path, save_vertices: Path | None, emotion: s
     check_device_name(device)
     check_size(size)
     check_audio_file(audio)
+    for option, path in inputs[1:]:
+        if path is not None and not path.exists():
+            raise TalkingFacesError(f"{option} {path} does not exist; pass the path of an existing file.")
     check_not_an_input(out, inputs, "--out")
     check_output_writable(out)
     if save_vertices is not None:
@@ -89,8 +95,8 @@ def render(
     from talking_faces.gl import use_backend
 
     out = out if out is not None else default_output(audio)
-    inputs = (("audio", audio), ("identity", identity), ("AU basis", au_basis), ("AUBlendNet", aublendnet),
-              ("codebook", codebook), ("checkpoint", checkpoint), ("VQ-VAE", vqvae))
+    inputs = (("audio", audio), ("--identity", identity), ("--au-basis", au_basis), ("--aublendnet", aublendnet),
+              ("--codebook", codebook), ("--checkpoint", checkpoint), ("--vqvae", vqvae))
     check_options(audio, out, save_vertices, emotion, model, device, size, inputs)
     use_backend(gl)  # a missing OpenGL library fails now, not after the animation
 
