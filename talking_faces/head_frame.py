@@ -100,6 +100,13 @@ def _nose_protrusion(points: np.ndarray, lateral: int, plane: float, front: np.n
     return float(depth[tip] - depth[flank].max())  # the front-most surface beside the tip
 
 
+def units_only_frame(vertices: np.ndarray) -> HeadFrame:
+    """The frame of a head taken to be Y-up and facing +Z already, with its unit judged by its width."""
+    width = float(np.ptp(np.asarray(vertices, dtype=np.float64)[:, 0]))
+    unit = min(UNITS, key=lambda u: abs(np.log(max(width, 1e-12) * UNITS[u] / HEAD_WIDTH_M)))
+    return HeadFrame(np.eye(3), UNITS[unit], unit)
+
+
 def detect_head_frame(vertices: np.ndarray, skin: np.ndarray | None = None) -> HeadFrame:
     """Units and axes of a head from its skin vertices `(V, 3)` (indices `skin`, or all).
 
@@ -132,7 +139,7 @@ def detect_head_frame(vertices: np.ndarray, skin: np.ndarray | None = None) -> H
     if score < 0.008:
         raise TalkingFacesError(
             "Cannot find which way this head faces (no nose tip stands out on its mirror plane); "
-            "export it Y-up facing +Z, or give its landmarks with --landmarks FILE.json."
+            "export it Y-up facing +Z and give its landmarks with --landmarks FILE.json, or pass an AU basis with --au-basis."
         )
     front = _unit_axis(front_axis, sign)
     tip = _front_midline_point(metres, lateral, plane, front, width)
