@@ -32,6 +32,12 @@ class Animation:
         duration: audio duration in seconds.
         neutral: `(V, 3)` the identity's neutral M0 (frames the camera and finds eyes and lips), or
             None to use the first frame.
+        view: `(3, 3)` rotation from the mesh's axes to y up, facing +z (for the camera), or None
+            when the mesh is in that frame already.
+        basis: the AU basis the animation was composed on (kept with `keep_curves`).
+        au_weights: `(T, 32)` AU weights of the animation (emotion track, plus speech from adapters
+            that speak in AU weights), kept with `keep_curves`, for exports.
+        speech_offsets: `(T, V, 3)` Offset_spe of adapters that speak in offsets, kept with `keep_curves`.
     """
 
     vertices: np.ndarray
@@ -40,6 +46,27 @@ class Animation:
     audio_path: Path
     duration: float
     neutral: np.ndarray | None = None
+    view: np.ndarray | None = None
+    basis: AUBasis | None = None
+    au_weights: np.ndarray | None = None
+    speech_offsets: np.ndarray | None = None
+
+
+def view_rotation(identity: Identity) -> np.ndarray | None:
+    """The rotation that shows a head upright and facing the camera, or None when it already is
+    (or its axes cannot be told: it is then shown as it is)."""
+    from .errors import TalkingFacesError
+    from .head_frame import detect_head_frame
+    from .landmarks import connected_components
+
+    if identity.faces is None or identity.is_flame:
+        return None
+    try:
+        skin = connected_components(identity.num_vertices, identity.faces)[0]
+        rotation = detect_head_frame(identity.vertices, skin).rotation
+    except TalkingFacesError:
+        return None
+    return None if np.array_equal(rotation, np.eye(3)) else rotation
 
 
 def load_identity_or_default(path: str | Path | None) -> Identity:
@@ -75,11 +102,15 @@ def animate(
     num_samples: int = 1,
     sample: int = 0,
     model_options: dict[str, Any] | None = None,
+    landmarks: str | Path | None = None,
+    keep_curves: bool = False,
 ) -> Animation:
     """Run speech adapter, emotion track and composition for one audio file.
 
     `model_options` go to the adapter's `from_checkpoint` (e.g. `sampler`, `steps`, `vqvae`);
     `seed` seeds the request's generator; of `num_samples` samples, `sample` is animated.
+    `landmarks` is a JSON file of landmarks for the procedural rig; `keep_curves` keeps the basis,
+    AU weights and speech offsets on the Animation, for exports.
     `stage(name)` is called as each stage starts, for progress display.
     """
     from talking_faces.adapters import SpeechRequest, adapter_class
@@ -97,7 +128,7 @@ def animate(
     adapter.check_identity(identity)
     report("Building AU basis")
     if basis is None:
-        basis = resolve_basis(identity, au_basis=au_basis, aublendnet=aublendnet, codebook=codebook, device=dev)
+        basis = resolve_basis(identity, au_basis=au_basis, aublendnet=aublendnet, codebook=codebook, device=dev, landmarks=landmarks)
     else:
         basis.check_matches(identity.num_vertices)
     report("Animating speech")
@@ -112,6 +143,13 @@ def animate(
     neutral = torch.from_numpy(identity.vertices).to(dev)
     speech_offsets = speech.offsets(0, speech.num_frames, offsets, sample).to(dev, torch.float32)
     vertices = compose(neutral, speech_offsets, weights, offsets)
+    curves = {}
+    if keep_curves:
+        au_weights = weights.cpu().numpy().astype(np.float32)
+        if speech.is_weights:
+            au_weights = au_weights + speech.frames(0, speech.num_frames, sample).cpu().numpy().astype(np.float32)
+        curves = {"basis": basis, "au_weights": au_weights,
+                  "speech_offsets": None if speech.is_weights else speech_offsets.cpu().numpy()}
     return Animation(
         vertices=vertices.cpu().numpy().astype(np.float32, copy=False),
         faces=identity.faces,
@@ -119,4 +157,6 @@ def animate(
         audio_path=Path(audio_path),
         duration=audio.shape[0] / SAMPLE_RATE,
         neutral=identity.vertices,
+        view=view_rotation(identity),
+        **curves,
     )

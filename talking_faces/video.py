@@ -64,6 +64,12 @@ def render_mp4(
     check_size(size)
     check_output_writable(out)
     neutral = animation.vertices[0] if animation.neutral is None else animation.neutral
+    rotation = animation.view  # turns a head that is not y-up, facing +z, upright for the camera
+
+    def view(vertices: np.ndarray) -> np.ndarray:
+        return vertices if rotation is None else vertices @ rotation.T
+
+    neutral = view(neutral)
     albedo = vertex_albedo(neutral, animation.faces)
     renderer = FaceRenderer(neutral, animation.faces, size=size, gl=gl, albedo=albedo)
     # ffmpeg creates it (so it gets the user's usual permissions); the random part avoids clashes.
@@ -71,7 +77,7 @@ def render_mp4(
     try:
         with renderer, _muxable_audio(animation.audio_path) as audio, _encoder(audio, partial, size, animation.fps) as encoder:
             for vertices in animation.vertices:
-                encoder.write(renderer.render(vertices))
+                encoder.write(renderer.render(view(vertices)))
                 if on_frame is not None:
                     on_frame()
         os.replace(partial, out)

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from talking_faces.atomic import atomic_write
 from talking_faces.emotion import SPEC_GRAMMAR
 from talking_faces.errors import TalkingFacesError
+from talking_faces.exporters import EXPORT_HELP, check_export_path
 
 from .common import SAMPLER_HELP, SAMPLES_HELP, SEED_HELP, STEPS_HELP, VQVAE_HELP, app, console, model_options
 
@@ -52,6 +53,8 @@ def render(
     sampler: Optional[str] = typer.Option(None, help=SAMPLER_HELP),
     steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),
     vqvae: Optional[Path] = typer.Option(None, help=VQVAE_HELP),
+    landmarks: Optional[Path] = typer.Option(None, help="Landmarks JSON for the procedural rig of your own head (see `talkface landmarks`)."),
+    export: Optional[list[Path]] = typer.Option(None, help=EXPORT_HELP),
 ) -> None:
     from talking_faces.emotion import parse_emotion
     from talking_faces.gl import use_backend
@@ -64,6 +67,8 @@ def render(
     use_backend(gl)  # a missing OpenGL library fails now, not after the animation
     if save_vertices is not None:
         check_output_writable(save_vertices)
+    for path in export or []:
+        check_output_writable(check_export_path(path))
     parse_emotion(emotion)  # a bad spec fails before any file is read
     face = load_identity_or_default(identity)
     if face.faces is None:
@@ -80,6 +85,7 @@ def render(
             audio, identity=face, emotion=emotion, model=model, checkpoint=checkpoint, au_basis=au_basis,
             aublendnet=aublendnet, codebook=codebook, style=style, text=text, fps=fps, device=device, stage=stage,
             seed=seed, num_samples=num_samples, model_options=model_options(sampler, steps, vqvae),
+            landmarks=landmarks, keep_curves=bool(export),
         )
         progress.update(stages, description="Animation ready", total=1, completed=1)
         frames = progress.add_task("Rendering frames", total=animation.vertices.shape[0])
@@ -87,3 +93,9 @@ def render(
     if save_vertices is not None:
         atomic_write(save_vertices, lambda tmp: np.save(tmp, animation.vertices))
     console.print(f"[green]wrote[/] {out} ({animation.vertices.shape[0]} frames, {animation.duration:.2f} s)")
+    if export:
+        from talking_faces.audio import load_audio
+        from talking_faces.exporters import export_all
+
+        for report in export_all(export, face, animation.basis, fps, animation.au_weights, animation.speech_offsets, load_audio(audio), landmarks):
+            console.print(f"[green]wrote[/] {report.path}" + (f" ({report.note})" if report.note else ""))

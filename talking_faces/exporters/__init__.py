@@ -17,17 +17,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from talking_faces.aus import AU_NAMES, NUM_AUS
-from talking_faces.basis import AUBasis
 from talking_faces.errors import TalkingFacesError
-from talking_faces.head_frame import HeadFrame, units_only_frame
-from talking_faces.head_landmarks import HeadAnalysis
-from talking_faces.identity import Identity
+
+if TYPE_CHECKING:  # the CLI imports this package for its help text: keep it light
+    from talking_faces.basis import AUBasis
+    from talking_faces.head_frame import HeadFrame
+    from talking_faces.head_landmarks import HeadAnalysis
+    from talking_faces.identity import Identity
 
 EXPORT_SUFFIXES = (".glb", ".csv", ".json")
+EXPORT_HELP = (
+    "Also export the animation (repeatable; format by suffix): .glb (head, AU morph targets and their animation, "
+    "WAV beside it), .csv (ARKit-52 curves, Live Link Face layout), .json (the 32 AU curves)."
+)
 PCA_TOLERANCE_M = 1e-4  # 0.1 mm: how closely PCA morph targets reproduce speech offsets
 
 
@@ -48,7 +55,38 @@ def check_export_path(path: str | Path) -> Path:
 
 
 def _frame(identity: Identity, analysis: HeadAnalysis | None) -> HeadFrame:
-    return analysis.frame if analysis is not None else units_only_frame(identity.vertices)
+    """The head's units and axes: from its analysis, else detected, else its width alone."""
+    from talking_faces.head_frame import detect_head_frame, units_only_frame
+    from talking_faces.landmarks import connected_components
+
+    if analysis is not None:
+        return analysis.frame
+    if identity.faces is not None:
+
+        try:
+            return detect_head_frame(identity.vertices, connected_components(identity.num_vertices, identity.faces)[0])
+        except TalkingFacesError:
+            pass
+    return units_only_frame(identity.vertices)
+
+
+def export_all(
+    paths: list[Path],
+    identity: Identity,
+    basis: AUBasis,
+    fps: float,
+    au_weights: np.ndarray | None = None,
+    speech_offsets=None,
+    audio: np.ndarray | None = None,
+    landmarks_file: str | Path | None = None,
+) -> list[ExportReport]:
+    """`export_animation` for each path; the head is analysed once, and only when a .csv needs its landmarks."""
+    analysis = None
+    if any(Path(p).suffix.lower() == ".csv" for p in paths):
+        from talking_faces.rig import analyse_identity
+
+        analysis = analyse_identity(identity, landmarks_file)
+    return [export_animation(p, identity, basis, fps, au_weights, speech_offsets, audio, analysis) for p in paths]
 
 
 def au_curves(basis: AUBasis, au_weights: np.ndarray | None, speech_offsets=None) -> tuple[np.ndarray, np.ndarray | None]:
