@@ -80,9 +80,7 @@ def landmarks(
         _not_the_input(path, identity)
         check_output_writable(path)
     use_backend(gl)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        face, analysis = _analyse(identity, landmarks)
+    face, analysis = _analyse(identity, landmarks)
     for note in analysis.warnings:
         console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
     sheet = landmark_sheet(face, analysis, size=size, gl=gl)
