@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
 
 from .errors import TalkingFacesError
 from .head_frame import HeadFrame, detect_head_frame, mirror_error, units_only_frame
@@ -315,6 +316,54 @@ class _Detector:
         lower = np.concatenate([[corner_r], below, [corner_l]])
         return line, lower
 
+    def _lip_contacts(self, tip: np.ndarray, distance: float, graph) -> tuple[np.ndarray, np.ndarray] | None:
+        """Separate lips joined by a mouth bag: vertices of the two lips that nearly touch across the mouth
+        (under 0.06 eye distances apart) but are far apart over the surface (round the bag, or round the
+        mouth corner: over 4 times their distance and 0.05 eye distances).
+
+        Returns the upper and lower sets, each ordered by x with the outermost contacts as corners, or None.
+        """
+        p, skin = self.points, self.skin
+        expected_y = tip[1] - 0.58 * distance
+        region = skin[(np.abs(p[skin, 0] - self.mid_x) < 0.6 * distance) & (np.abs(p[skin, 1] - expected_y) < 0.3 * distance)
+                      & (p[skin, 2] > tip[2] - 0.6 * distance)]
+        if len(region) < 4:
+            return None
+        pairs = cKDTree(p[region]).query_pairs(0.06 * distance, output_type="ndarray")
+        first, second = region[pairs[:, 0]], region[pairs[:, 1]] if len(pairs) else (region[:0], region[:0])
+        if len(first):  # vertices one or two edges apart lie on one surface: skip them before measuring paths
+            hops = (graph > 0).astype(np.float64)
+            near = hops + hops @ hops
+            keep = np.asarray(near[first, second]).ravel() == 0
+            first, second = first[keep], second[keep]
+        if len(first) < 4:
+            return None
+        sources = np.unique(first)
+        surface = np.full(len(first), np.inf)
+        for start in range(0, len(sources), 256):
+            batch = sources[start:start + 256]
+            reach = dijkstra(graph, directed=False, indices=batch, limit=0.3 * distance)
+            inside = (first >= batch[0]) & (first <= batch[-1])
+            surface[inside] = reach[np.searchsorted(batch, first[inside]), second[inside]]
+        straight = np.linalg.norm(p[first] - p[second], axis=1)
+        apart = surface > np.maximum(4.0 * straight, 0.05 * distance)
+        if apart.sum() < 4:
+            return None
+        first, second = first[apart], second[apart]
+        swap = p[first, 1] < p[second, 1]
+        top, bottom = np.where(swap, second, first), np.where(swap, first, second)
+        upper_set, lower_set = np.setdiff1d(np.unique(top), bottom), np.setdiff1d(np.unique(bottom), top)
+        if len(upper_set) < 2 or len(lower_set) < 2 or np.ptp(p[upper_set, 0]) < 0.3 * distance:
+            return None
+        both = np.concatenate([upper_set, lower_set])
+        corner_l, corner_r = both[np.argmax(p[both, 0])], both[np.argmin(p[both, 0])]
+
+        def arc(members: np.ndarray) -> np.ndarray:
+            members = members[(members != corner_l) & (members != corner_r)]
+            return np.concatenate([[corner_r], members[np.argsort(p[members, 0])], [corner_l]]).astype(np.int64)
+
+        return arc(upper_set), arc(lower_set)
+
     def mouth(self, indices: dict, result: dict, tip: np.ndarray, eye_y: float, distance: float, graph) -> None:
         p = self.points
         loop = self._mouth_loop(eye_y, distance)
@@ -323,8 +372,12 @@ class _Detector:
             arc_a, arc_b = _split_loop(loop, p, corner_r, corner_l)
             upper, lower = (arc_a, arc_b) if p[arc_a, 1].mean() > p[arc_b, 1].mean() else (arc_b, arc_a)
         else:
-            self.warnings.append(WELDED_LIPS_WARNING)
-            upper, lower = self._mouth_line(tip, distance, graph)
+            contacts = self._lip_contacts(tip, distance, graph)
+            if contacts is None:
+                self.warnings.append(WELDED_LIPS_WARNING)
+                upper, lower = self._mouth_line(tip, distance, graph)
+            else:
+                upper, lower = contacts
             corner_r, corner_l = upper[0], upper[-1]
             loop = np.concatenate([upper, lower[-2:0:-1]])
 

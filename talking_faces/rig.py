@@ -24,6 +24,7 @@ from scipy.spatial import cKDTree
 from .aus import AU_INDEX, AU_NAMES, MIRROR_PAIRS, NUM_AUS
 from .basis import AUBasis
 from .character import is_default_character, mesh_digest
+from .errors import TalkingFacesError
 from .head_frame import HeadFrame
 from .head_landmarks import HeadAnalysis, analyse_head, read_landmarks_file
 from .identity import Identity
@@ -384,11 +385,24 @@ _CACHE: OrderedDict[str, AUBasis] = OrderedDict()
 _CACHE_SIZE = 4
 
 
+def _is_upright_flame(identity: Identity) -> bool:
+    """FLAME topology in FLAME's own frame (metres, y up, facing +z), where the FLAME detector applies."""
+    if not identity.is_flame or identity.faces is None:
+        return False
+    from .head_frame import detect_head_frame
+    from .landmarks import connected_components
+
+    try:
+        return detect_head_frame(identity.vertices, connected_components(identity.num_vertices, identity.faces)[0]).is_canonical
+    except TalkingFacesError:
+        return True  # let the FLAME detector say what it cannot find
+
+
 def analyse_identity(identity: Identity, landmarks_file: str | Path | None = None) -> HeadAnalysis:
     """Frame, landmarks and extra parts of an identity: bundled for the default character, detected
     for FLAME (metres, y up), and detected in a normalised frame for any other head (`head_landmarks`).
     `landmarks_file` gives points by hand (`--landmarks FILE.json`)."""
-    if landmarks_file is None and (is_default_character(identity.vertices) or (identity.is_flame and identity.faces is not None)):
+    if landmarks_file is None and (is_default_character(identity.vertices) or _is_upright_flame(identity)):
         landmarks = find_landmarks(identity.vertices, identity.faces)
         return HeadAnalysis(HeadFrame.identity(), landmarks, np.zeros(0, np.int64))
     given = read_landmarks_file(landmarks_file, identity.vertices) if landmarks_file is not None else None

@@ -98,3 +98,20 @@ def write_quad_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> int:
             corner += len(p)
     Path(path).write_text("\n".join(lines) + "\n")
     return sum(len(p) == 4 for p in polygons)
+
+
+def mouth_bag(vertices: np.ndarray, faces: np.ndarray, depth: float = 0.015) -> tuple[np.ndarray, np.ndarray]:
+    """The mouth opening closed by a bag, as production heads have: a tube from the inner-lip loop
+    `depth` metres back, capped. The lips stay separate vertices but no boundary loop is left at the mouth."""
+    loop = default_character_landmarks().indices["inner_lip_loop"]
+    ring = vertices[loop] - np.array([0.0, 0.0, depth])
+    ring[:, 1] = vertices[loop, 1].mean() + 0.3 * (vertices[loop, 1] - vertices[loop, 1].mean()) + 0.004 * np.sign(vertices[loop, 1] - vertices[loop, 1].mean())
+    first = len(vertices)
+    cap = first + len(loop)
+    ring_index = first + np.arange(len(loop))
+    following = np.roll(np.arange(len(loop)), -1)
+    # Wind the tube so its faces continue the skin's orientation: the skin runs each boundary edge (b, a) reversed.
+    tube = np.concatenate([np.stack([loop[following], loop, ring_index], 1), np.stack([loop[following], ring_index, ring_index[following]], 1)])
+    fan = np.stack([ring_index[following], ring_index, np.full(len(loop), cap)], 1)
+    new_vertices = np.concatenate([vertices, ring, ring.mean(axis=0, keepdims=True)])
+    return new_vertices, np.concatenate([faces, tube, fan])

@@ -29,12 +29,14 @@ def _variants() -> dict:
     v, f = hv.character()
     nv, nf = hv.without_eyeballs(v, f)
     wv, wf = hv.welded_lips(v, f)
+    bv, bf = hv.mouth_bag(v, f)
     return {
         "z_up_cm": (hv.to_user(v, hv.Z_UP, 100.0), f, hv.Z_UP, 100.0),
         "mm": (hv.to_user(v, np.eye(3), 1000.0), f, np.eye(3), 1000.0),
         "reordered_z_up": (hv.to_user(hv.reorder(v, f)[0], hv.Z_UP, 1.0), hv.reorder(v, f)[1], hv.Z_UP, 1.0),
         "no_eyeballs": (nv, nf, np.eye(3), 1.0),
         "welded_lips": (wv, wf, np.eye(3), 1.0),
+        "mouth_bag_mm": (hv.to_user(bv, np.eye(3), 1000.0), bf, np.eye(3), 1000.0),
     }
 
 
@@ -198,3 +200,22 @@ def test_landmarks_file_overrides_and_unknown_heads(tmp_path):
     (tmp_path / "bad.json").write_text('{"points": {"nose": 3}}')
     with pytest.raises(TalkingFacesError, match="unknown landmark 'nose'"):
         read_landmarks_file(tmp_path / "bad.json", v)
+
+
+def test_flame_in_any_frame_is_detected_like_flame(shared_fixture):
+    """The general detector on a FLAME head (a mesh it was not built for) lands near the FLAME detector's points."""
+    from talking_faces.landmarks import POINT_NAMES, detect_flame_landmarks
+
+    flame = load_identity(shared_fixture("flame_sample.ply"))
+    reference = detect_flame_landmarks(flame.vertices, flame.faces)
+    user = hv.to_user(flame.vertices.astype(np.float64), hv.Z_UP, 1000.0)
+    identity = Identity(user.astype(np.float32), flame.faces, "flame_z_up_mm")
+    analysis = analyse_head(identity)
+    assert analysis.frame.unit == "mm"
+    for name in POINT_NAMES:
+        assert np.linalg.norm(analysis.landmarks.points[name] - reference.points[name]) < 0.004, name
+    basis = build_rig_basis(identity)  # a rotated FLAME takes the general path, in the user's frame
+    up = hv.Z_UP @ np.array([0.0, 1.0, 0.0])
+    corner = int(np.argmin(np.linalg.norm(flame.vertices - reference.points["mouth_corner_l"], axis=1)))
+    happy = sum(w * basis.offsets[k, corner] for k, w in emotion_weights("happy", 0.7).items())
+    assert happy @ up > 2.0  # mm
