@@ -57,7 +57,7 @@ def _vertices(identity, basis, weights, speech=None):
 def test_glb_round_trip_reproduces_the_vertices_in_the_users_frame(head, tmp_path):
     identity, basis, analysis = head
     weights = _speech_weights()
-    report = export_animation(tmp_path / "a.glb", identity, basis, FPS, au_weights=weights, audio=np.zeros(16000, np.float32), analysis=analysis)
+    [report] = export_animation(tmp_path / "a.glb", identity, basis, FPS, au_weights=weights, audio=np.zeros(16000, np.float32), analysis=analysis)
     glb = read_glb(tmp_path / "a.glb")
     np.testing.assert_array_equal(glb["vertices"], identity.vertices)  # user's units, axes and order
     np.testing.assert_array_equal(glb["faces"], identity.faces)
@@ -81,7 +81,7 @@ def test_glb_of_learned_offsets_adds_pca_targets_within_a_tenth_of_a_millimetre(
     fields = rng.normal(size=(4, identity.num_vertices, 3)) * 0.2  # cm
     speech = (np.einsum("tk,kvc->tvc", rng.normal(size=(frames, 4)), fields) + rng.normal(size=(frames, identity.num_vertices, 3)) * 1e-4).astype(np.float32)
     weights = _speech_weights(frames)
-    report = export_animation(tmp_path / "b.glb", identity, basis, FPS, au_weights=weights, speech_offsets=speech, analysis=analysis)
+    [report] = export_animation(tmp_path / "b.glb", identity, basis, FPS, au_weights=weights, speech_offsets=speech, analysis=analysis)
     glb = read_glb(tmp_path / "b.glb")
     pca = [n for n in glb["names"] if n.startswith("speech_pca_")]
     assert 4 <= len(pca) <= 8 and glb["names"][:32] == list(AU_NAMES)
@@ -103,7 +103,7 @@ def test_json_curves(head, tmp_path):
 def test_csv_curves_drive_our_arkit_rig_to_the_same_mouth_opening(head, tmp_path):
     identity, basis, analysis = head
     weights = _speech_weights()
-    report = export_animation(tmp_path / "d.csv", identity, basis, FPS, au_weights=weights, analysis=analysis)
+    [report] = export_animation(tmp_path / "d.csv", identity, basis, FPS, au_weights=weights, analysis=analysis)
     header = (tmp_path / "d.csv").read_text().splitlines()[0].split(",")
     assert tuple(header) == HEADER and len(header) == 2 + 52 + 9
     curves = read_live_link_csv(tmp_path / "d.csv")

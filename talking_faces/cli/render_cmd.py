@@ -95,7 +95,8 @@ def render(
     console.print(f"[green]wrote[/] {out} ({animation.vertices.shape[0]} frames, {animation.duration:.2f} s)")
     if export:
         from talking_faces.audio import load_audio
-        from talking_faces.exporters import export_all
+        from talking_faces.exporters import export_animation
 
-        for report in export_all(export, face, animation.basis, fps, animation.au_weights, animation.speech_offsets, load_audio(audio), landmarks):
+        for report in export_animation(export, face, animation.basis, fps, animation.au_weights, animation.speech_offsets,
+                                       load_audio(audio), landmarks_file=landmarks):
             console.print(f"[green]wrote[/] {report.path}" + (f" ({report.note})" if report.note else ""))

@@ -8,7 +8,7 @@
 - `.csv`: ARKit-52 curves in the Live Link Face layout (Unreal Live Link, MetaHuman, ARKit rigs).
 - `.json`: the 32 AU weight curves with their names and the frame rate.
 
-The functions take the identity, its AU basis, the frame rate, AU weights `(T, 32)` and/or speech
+`export_animation` takes the identity, its AU basis, the frame rate, AU weights `(T, 32)` and/or speech
 offsets `(T, V, 3)`, so any render loop can call them. Everything is written in the identity's own
 units, axes and vertex order.
 """
@@ -62,31 +62,11 @@ def _frame(identity: Identity, analysis: HeadAnalysis | None) -> HeadFrame:
     if analysis is not None:
         return analysis.frame
     if identity.faces is not None:
-
         try:
             return detect_head_frame(identity.vertices, connected_components(identity.num_vertices, identity.faces)[0])
         except TalkingFacesError:
             pass
     return units_only_frame(identity.vertices)
-
-
-def export_all(
-    paths: list[Path],
-    identity: Identity,
-    basis: AUBasis,
-    fps: float,
-    au_weights: np.ndarray | None = None,
-    speech_offsets=None,
-    audio: np.ndarray | None = None,
-    landmarks_file: str | Path | None = None,
-) -> list[ExportReport]:
-    """`export_animation` for each path; the head is analysed once, and only when a .csv needs its landmarks."""
-    analysis = None
-    if any(Path(p).suffix.lower() == ".csv" for p in paths):
-        from talking_faces.rig import analyse_identity
-
-        analysis = analyse_identity(identity, landmarks_file)
-    return [export_animation(p, identity, basis, fps, au_weights, speech_offsets, audio, analysis) for p in paths]
 
 
 def au_curves(basis: AUBasis, au_weights: np.ndarray | None, speech_offsets=None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -105,7 +85,7 @@ def au_curves(basis: AUBasis, au_weights: np.ndarray | None, speech_offsets=None
 
 
 def export_animation(
-    path: str | Path,
+    paths: str | Path | list[str | Path],
     identity: Identity,
     basis: AUBasis,
     fps: float,
@@ -113,10 +93,12 @@ def export_animation(
     speech_offsets=None,
     audio: np.ndarray | None = None,
     analysis: HeadAnalysis | None = None,
-) -> ExportReport:
-    """Write one animation export; the format follows the suffix of `path`.
+    landmarks_file: str | Path | None = None,
+) -> list[ExportReport]:
+    """Write an animation to one or more files; each format follows the suffix of its path.
 
     Args:
+        paths: output files (.glb, .csv, .json).
         identity: the neutral head M0 `(V, 3)`.
         basis: its AU basis `(32, V, 3)`.
         fps: frame rate of the curves.
@@ -124,32 +106,45 @@ def export_animation(
         speech_offsets: `(T, V, 3)` Offset_spe of a learned adapter (numpy, torch or a memory map), or None.
             The animation is M0 + speech_offsets + au_weights @ basis.
         audio: `(N,)` 16 kHz speech, written beside a .glb as WAV.
-        analysis: the head's frame and landmarks (`rig.analyse_identity`); needed for .csv, found when absent.
+        analysis: the head's frame and landmarks (`rig.analyse_identity`); found when a .csv needs them,
+            with the landmarks of `landmarks_file` if given.
+    Returns:
+        One report per file, with the fitting errors in millimetres.
     """
-    path = check_export_path(path)
+    paths = [check_export_path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     basis.check_matches(identity.num_vertices)
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        from .curves import write_au_json
-
-        weights, residual = au_curves(basis, au_weights, speech_offsets)
-        write_au_json(path, weights, fps)
-        return ExportReport(path, _residual_note(residual, _frame(identity, analysis)))
-    if suffix == ".csv":
-        from talking_faces.arkit import arkit_shapes, arkit_weights
+    suffixes = {p.suffix.lower() for p in paths}
+    if analysis is None and ".csv" in suffixes:
         from talking_faces.rig import analyse_identity
 
-        from .livelink import write_live_link_csv
+        analysis = analyse_identity(identity, landmarks_file)
+    frame = _frame(identity, analysis)
+    weights, residual = au_curves(basis, au_weights, speech_offsets) if suffixes & {".csv", ".json"} else (None, None)
+    reports = []
+    for path in paths:
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            from .curves import write_au_json
 
-        analysis = analysis or analyse_identity(identity)
-        weights, residual = au_curves(basis, au_weights, speech_offsets)
-        shapes = arkit_shapes(identity, basis.offsets, analysis)
-        curves, arkit_residual = arkit_weights(weights, basis.offsets, shapes)
-        write_live_link_csv(path, curves, fps)
-        mm = 1000.0 * analysis.frame.scale
-        note = _residual_note(residual, analysis.frame)
-        return ExportReport(path, (note + "; " if note else "") + f"ARKit fit RMS residual {mm * arkit_residual.mean():.3f} mm (max {mm * arkit_residual.max():.3f})")
-    return _export_glb(path, identity, basis, fps, au_weights, speech_offsets, audio, _frame(identity, analysis))
+            write_au_json(path, weights, fps)
+            reports.append(ExportReport(path, _residual_note(residual, frame)))
+        elif suffix == ".csv":
+            from talking_faces.arkit import arkit_shapes, arkit_weights
+
+            from .livelink import write_live_link_csv
+
+            shapes = arkit_shapes(identity, basis.offsets, analysis)
+            curves, arkit_residual = arkit_weights(weights, basis.offsets, shapes)
+            write_live_link_csv(path, curves, fps)
+            mm = 1000.0 * frame.scale
+            note = _residual_note(residual, frame)
+            fit = f"ARKit fit RMS residual {mm * arkit_residual.mean():.3f} mm (max {mm * arkit_residual.max():.3f})"
+            reports.append(ExportReport(path, (note + "; " if note else "") + fit))
+        else:
+            if au_weights is None and speech_offsets is None:
+                raise TalkingFacesError("Nothing to export: give AU weights or speech offsets.")
+            reports.append(_export_glb(path, identity, basis, fps, au_weights, speech_offsets, audio, frame))
+    return reports
 
 
 def _residual_note(residual: np.ndarray | None, frame: HeadFrame) -> str:
