@@ -82,8 +82,9 @@ def mesh_adjacency(num_vertices: int, faces: np.ndarray):
 def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
     """Ordered vertex loops `[(n,), ...]` of the edges used by exactly one face."""
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    key = np.sort(edges, axis=1)
-    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    ordered = np.sort(edges, axis=1)
+    key = ordered[:, 0] * (int(edges.max()) + 1) + ordered[:, 1]  # one integer per undirected edge
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
     border = edges[counts[inverse.ravel()] == 1]
     following = dict(zip(border[:, 0].tolist(), border[:, 1].tolist()))
     loops = []

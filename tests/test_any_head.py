@@ -219,3 +219,17 @@ def test_flame_in_any_frame_is_detected_like_flame(shared_fixture):
     corner = int(np.argmin(np.linalg.norm(flame.vertices - reference.points["mouth_corner_l"], axis=1)))
     happy = sum(w * basis.offsets[k, corner] for k, w in emotion_weights("happy", 0.7).items())
     assert happy @ up > 2.0  # mm
+
+
+def test_glb_and_ply_heads_keep_their_vertex_order(tmp_path):
+    from talking_faces.exporters.gltf import write_glb
+    from talking_faces.identity import save_mesh
+
+    vertices, faces, _ = hv.reorder(*hv.character(), seed=3)
+    write_glb(tmp_path / "head.glb", vertices, faces, np.zeros((0, len(vertices), 3)), [])
+    save_mesh(tmp_path / "head.ply", vertices, faces)
+    for name in ("head.glb", "head.ply"):
+        identity = load_identity(tmp_path / name)
+        np.testing.assert_allclose(identity.vertices, vertices, atol=1e-6)
+        np.testing.assert_array_equal(identity.faces, faces)
+    assert list(load_identity(tmp_path / "head.glb").parts) == ["mesh:head"]
