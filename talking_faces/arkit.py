@@ -7,8 +7,8 @@ bilateral AU). ARKit's left and right are the subject's, as in the project's AU3
 
 The table follows the FACS descriptions of the AUs and Apple's descriptions of the shapes
 (ARFaceAnchor.BlendShapeLocation); where ARKit has a shape no AU describes, the approximation is
-noted. AU11 (nasolabial deepener) and AU23 (lip tightener) have no ARKit shape; curves made from
-AU weights express them through the nearest shapes (see `arkit_weights`).
+noted. AU11, AU23, AU25 and AU27 have no ARKit shape of their own; ARKit curves made from AU weights
+express them through the nearest shapes (`AU_WITHOUT_SHAPE`, see `arkit_weights`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from .aus import AU_INDEX
 from .head_landmarks import HeadAnalysis
 from .identity import Identity
-from .solve import GramSolver
+from .rig import TARGET_MAX_MM
 
 # Apple's order (ARFaceAnchor.BlendShapeLocation, alphabetical).
 ARKIT_NAMES: tuple[str, ...] = (
@@ -34,6 +34,7 @@ ARKIT_NAMES: tuple[str, ...] = (
 )
 NUM_ARKIT = len(ARKIT_NAMES)
 
+JAW_OPEN_GAIN = TARGET_MAX_MM["AU27"] / TARGET_MAX_MM["AU26"]  # 3.02
 # ARKit shape -> (AU terms {AU: gain}, region). Regions: "l"/"r" one side of the face, "upper"/"lower"
 # one lip, "lips" the lower lip round the mouth, None the whole field.
 ARKIT_FACS: dict[str, tuple[dict[str, float], str | None]] = {
@@ -52,10 +53,11 @@ ARKIT_FACS: dict[str, tuple[dict[str, float], str | None]] = {
     "eyeWideLeft": ({"AU5": 1.0}, "l"), "eyeWideRight": ({"AU5": 1.0}, "r"),
     "jawForward": ({"AU29": 1.0}, None),
     "jawLeft": ({"AU30L": 1.0}, None), "jawRight": ({"AU30R": 1.0}, None),
-    # ARKit's jawOpen at 1 is the jaw fully open: AU27 (mouth stretch, 35 mm); AU26 (jaw drop) is a third of it.
-    "jawOpen": ({"AU27": 1.0}, None),
+    # ARKit's jawOpen at 1 is the jaw fully open: the jaw drop (AU26) scaled to AU27's travel (35 mm at the
+    # chin), so speech's jaw drops map onto jawOpen alone (a rotation to 35 mm would need jawForward to fit them).
+    "jawOpen": ({"AU26": JAW_OPEN_GAIN}, None),
     # Lips closed over an open jaw: the lower lip carried back up by the jaw's travel (ARKit pairs it with jawOpen).
-    "mouthClose": ({"AU27": -1.0}, "lips"),
+    "mouthClose": ({"AU26": -JAW_OPEN_GAIN}, "lips"),
     "mouthDimpleLeft": ({"AU14": 1.0}, "l"), "mouthDimpleRight": ({"AU14": 1.0}, "r"),
     "mouthFrownLeft": ({"AU15": 1.0}, "l"), "mouthFrownRight": ({"AU15": 1.0}, "r"),
     "mouthFunnel": ({"AU22": 1.0}, None),
@@ -73,6 +75,13 @@ ARKIT_FACS: dict[str, tuple[dict[str, float], str | None]] = {
     "mouthUpperUpLeft": ({"AU10": 1.0}, "l"), "mouthUpperUpRight": ({"AU10": 1.0}, "r"),
     "noseSneerLeft": ({"AU9": 1.0}, "l"), "noseSneerRight": ({"AU9": 1.0}, "r"),
     "tongueOut": ({}, "tongue"),  # AU19 is not among the 32: parts named "tongue" slide forward
+}
+# AUs no ARKit shape is made of, expressed through the nearest shapes (FACS: what the muscle does to the lips).
+AU_WITHOUT_SHAPE: dict[str, dict[str, float]] = {
+    "AU11": {"mouthUpperUpLeft": 0.3, "mouthUpperUpRight": 0.3},  # skin beside the upper lip pulled up
+    "AU23": {"mouthRollLower": 0.4, "mouthRollUpper": 0.4, "mouthPucker": 0.3},  # red lips thinned and narrowed
+    "AU25": {"mouthLowerDownLeft": 0.3, "mouthLowerDownRight": 0.3, "mouthUpperUpLeft": 0.15, "mouthUpperUpRight": 0.15},
+    "AU27": {"jawOpen": 1.0},  # the jaw fully open
 }
 SIDE_MASK_WIDTH = 0.25  # eye distances either side of the symmetry plane
 TONGUE_OUT = 0.3  # eye distances the tongue slides forward
@@ -121,17 +130,39 @@ def arkit_shapes(identity: Identity, au_offsets: np.ndarray, analysis: HeadAnaly
     return shapes.astype(np.float32)
 
 
-def arkit_weights(au_weights: np.ndarray, au_offsets: np.ndarray, shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ARKit curves `(T, 52)` in [0, 1] whose shapes best reproduce the AU animation, and the residual.
+def au_to_arkit_matrix() -> np.ndarray:
+    """The linear map `(32, 52)` from AU weights to ARKit weights (before clipping to [0, 1]).
 
-    Per frame, non-negative least squares over the mesh: min_u |sum_j u_j S_j - sum_k w_k B_k|, then
-    clipped to ARKit's [0, 1]. Returns the curves and the RMS per-vertex residual `(T,)` in mesh units.
+    AUs that make up ARKit shapes alone invert the table exactly: a shape `{AU: g}` over a region
+    that partitions the face with its partners (left/right, upper/lower lip, or the whole face)
+    gets weight 1/g per unit of the AU, so `mouthSmileLeft = mouthSmileRight = w[AU12]` and
+    `jawOpen = w[AU26] / 3.02`. AUs without such a shape use `AU_WITHOUT_SHAPE`.
     """
-    solver = GramSolver(shapes)
-    targets = np.einsum("jvc,kvc->jk", shapes.astype(np.float64), au_offsets.astype(np.float64))  # (52, 32)
-    rhs = np.asarray(au_weights, dtype=np.float64) @ targets.T
-    basis_gram = np.einsum("kvc,lvc->kl", au_offsets.astype(np.float64), au_offsets.astype(np.float64))
-    norms = np.einsum("tk,kl,tl->t", au_weights, basis_gram, au_weights)
-    weights = np.clip(solver.solve(rhs), 0.0, 1.0)
-    residual = solver.residual(weights, rhs, norms) / np.sqrt(au_offsets.shape[1])
-    return weights.astype(np.float32), residual
+    matrix = np.zeros((len(AU_INDEX), NUM_ARKIT))
+    for j, name in enumerate(ARKIT_NAMES):
+        terms, region = ARKIT_FACS[name]
+        if len(terms) == 1 and region in (None, "l", "r", "upper", "lower"):
+            (au, gain), = terms.items()
+            matrix[AU_INDEX[au], j] = 1.0 / gain
+    for au, row in AU_WITHOUT_SHAPE.items():
+        for name, weight in row.items():
+            matrix[AU_INDEX[au], ARKIT_NAMES.index(name)] = weight
+    return matrix
+
+
+def arkit_weights(au_weights: np.ndarray, au_offsets: np.ndarray, shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ARKit curves `(T, 52)` in [0, 1] from AU weights `(T, 32)`, and how far they are from the AU animation.
+
+    The curves are `clip(au_weights @ au_to_arkit_matrix(), 0, 1)`: linear, so an ARKit rig follows
+    the AU curves frame by frame. The residual `(T,)` is the RMS per-vertex distance, in mesh units,
+    between the ARKit `shapes (52, V, 3)` driven by the curves and the AU basis `(32, V, 3)` driven by
+    the weights (zero but for AU11, AU23, AU25 and AU27, and for weights clipped at 1).
+    """
+    weights = np.asarray(au_weights, dtype=np.float64)
+    curves = np.clip(weights @ au_to_arkit_matrix(), 0.0, 1.0)
+    flat_shapes = shapes.reshape(len(shapes), -1).astype(np.float64)
+    flat_aus = au_offsets.reshape(len(au_offsets), -1).astype(np.float64)
+    gram = np.block([[flat_shapes @ flat_shapes.T, -flat_shapes @ flat_aus.T], [-flat_aus @ flat_shapes.T, flat_aus @ flat_aus.T]])
+    both = np.concatenate([curves, weights], axis=1)
+    squared = np.einsum("ti,ij,tj->t", both, gram, both)
+    return curves.astype(np.float32), np.sqrt(np.clip(squared, 0.0, None) / au_offsets.shape[1])
