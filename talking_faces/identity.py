@@ -122,7 +122,8 @@ def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.nda
     current = {"g": "", "o": "", "mtl": ""}
     with open(path, encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, 1):
-            head, _, rest = line.partition(" ")
+            head, *rest = line.split(None, 1) or [""]  # any whitespace separates the keyword
+            rest = rest[0] if rest else ""
             if head == "v":
                 values = rest.split()
                 if len(values) < 3:
