@@ -141,6 +141,23 @@ def _fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float, float]:
     return centre, radius, misfit
 
 
+def _check_plausible(points: dict[str, np.ndarray]) -> None:
+    """Raise when detected landmarks do not make a face: the doubtful points are named, with how to give them."""
+    distance = float(np.linalg.norm(points["eye_centre_l"] - points["eye_centre_r"]))
+    mouth = 0.5 * (points["mouth_corner_l"] + points["mouth_corner_r"])
+    width = float(np.linalg.norm(points["mouth_corner_l"] - points["mouth_corner_r"]))
+    eyes_y = 0.5 * (points["eye_centre_l"][1] + points["eye_centre_r"][1])
+    checks = (
+        (0.035 < distance < 0.1, "eye_centre_l, eye_centre_r", f"eyes {1000 * distance:.0f} mm apart"),
+        (0.35 * distance < width < 1.3 * distance, "mouth_corner_l, mouth_corner_r", f"a mouth {1000 * width:.0f} mm wide"),
+        (mouth[1] < points["nose_tip"][1] < eyes_y, "nose_tip", "the nose tip not between the eyes and the mouth"),
+        (points["chin"][1] < points["lower_lip_centre"][1], "chin", "the chin above the lower lip"),
+    )
+    for ok, names, what in checks:
+        if not ok:
+            raise TalkingFacesError(f"The detected landmarks look wrong ({what}); {LANDMARKS_HELP} ({names}).")
+
+
 class _Detector:
     """One detection run over canonical points `(V, 3)`; attributes fill in as landmarks are found."""
 
@@ -427,4 +444,5 @@ class _Detector:
                 result[f"{name}_{side}"] = p[vertex]
         result["jaw_hinge_l"], result["jaw_hinge_r"] = jaw_hinges(p[skin], centres[0], centres[1])
         result.update({k: v for k, v in self.given.items() if k in POINT_NAMES})
+        _check_plausible(result)
         return Landmarks(result, indices)

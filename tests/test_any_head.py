@@ -233,3 +233,11 @@ def test_glb_and_ply_heads_keep_their_vertex_order(tmp_path):
         np.testing.assert_allclose(identity.vertices, vertices, atol=1e-6)
         np.testing.assert_array_equal(identity.faces, faces)
     assert list(load_identity(tmp_path / "head.glb").parts) == ["mesh:head"]
+
+
+def test_implausible_landmarks_are_refused(tmp_path):
+    v, f = hv.character()
+    chin = hv.known_points()["chin"]
+    given = {"nose_tip": chin - np.array([0.0, 0.03, 0.0])}  # a nose below the chin
+    with pytest.raises(TalkingFacesError, match=r"look wrong \(the nose tip not between the eyes and the mouth\).*nose_tip"):
+        analyse_head(Identity(v.astype(np.float32), f, "odd"), given)
