@@ -1,6 +1,7 @@
 """Binary glTF (.glb) files of a head, its morph targets and an animation of their weights (pygltflib).
 
-One mesh, one primitive: POSITION is the neutral in the identity's own units, axes and vertex order,
+One mesh, one primitive: POSITION is the neutral in the identity's own units, axes and vertex order
+(NORMAL its smooth normals),
 each morph target a POSITION displacement, target names in `mesh.extras.targetNames` (as Blender
 and three.js read them). An animation, when given, is one LINEAR sampler of the weights at the
 frame times. A head that is not Y-up in metres gets a node matrix to glTF's frame (metres, Y up,
@@ -40,6 +41,18 @@ class _Blob:
         return len(self.gltf.accessors) - 1
 
 
+def _unit_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Smooth unit normals `(V, 3)` float32 of the neutral (viewers would shade a glTF without them flat);
+    vertices in no face get +z, as glTF requires unit normals."""
+    from talking_faces.render import smooth_normals, vertex_normals_operator
+
+    points = np.asarray(vertices, dtype=np.float64)
+    normals = smooth_normals(points, faces, vertex_normals_operator(faces, len(points))).astype(np.float64)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    normals = np.where(length > 0.5, normals / np.maximum(length, 1e-12), np.array([0.0, 0.0, 1.0]))
+    return normals.astype(np.float32)
+
+
 def write_glb(
     path: str | Path,
     vertices: np.ndarray,
@@ -68,9 +81,10 @@ def write_glb(
     blob = _Blob(gltf)
     float32 = np.float32
     position = blob.accessor(np.asarray(vertices, float32), "VEC3", pygltflib.FLOAT, ARRAY_BUFFER, bounds=True)
+    normal = blob.accessor(_unit_normals(vertices, faces), "VEC3", pygltflib.FLOAT, ARRAY_BUFFER)
     indices = blob.accessor(np.asarray(faces, np.uint32).reshape(-1), "SCALAR", pygltflib.UNSIGNED_INT, ELEMENT_ARRAY_BUFFER)
     morphs = [{"POSITION": blob.accessor(np.asarray(t, float32), "VEC3", pygltflib.FLOAT, ARRAY_BUFFER, bounds=True)} for t in targets]
-    primitive = pygltflib.Primitive(attributes=pygltflib.Attributes(POSITION=position), indices=indices, targets=morphs or None)
+    primitive = pygltflib.Primitive(attributes=pygltflib.Attributes(POSITION=position, NORMAL=normal), indices=indices, targets=morphs or None)
     gltf.meshes.append(pygltflib.Mesh(name="head", primitives=[primitive], weights=[0.0] * len(targets) or None,
                                       extras={"targetNames": list(names)}))
     node = pygltflib.Node(name="head", mesh=0)
