@@ -59,7 +59,9 @@ def view_rotation(identity: Identity) -> np.ndarray | None:
     from .head_frame import detect_head_frame
     from .landmarks import connected_components
 
-    if identity.faces is None or identity.is_flame:
+    from .character import is_default_character
+
+    if identity.faces is None or identity.is_flame or is_default_character(identity.vertices):
         return None
     try:
         skin = connected_components(identity.num_vertices, identity.faces)[0]

@@ -241,3 +241,19 @@ def test_implausible_landmarks_are_refused(tmp_path):
     given = {"nose_tip": chin - np.array([0.0, 0.03, 0.0])}  # a nose below the chin
     with pytest.raises(TalkingFacesError, match=r"look wrong \(the nose tip not between the eyes and the mouth\).*nose_tip"):
         analyse_head(Identity(v.astype(np.float32), f, "odd"), given)
+
+
+def test_saved_landmarks_file_is_used_as_it_is(tmp_path):
+    from talking_faces.head_landmarks import read_landmarks_file
+
+    vertices, faces, rotation, scale = VARIANTS["z_up_cm"]
+    identity = Identity(vertices.astype(np.float32), faces, "cm")
+    analysis = analyse_head(identity)
+    (tmp_path / "lm.json").write_text(analysis.landmarks_json())
+    again = analyse_head(identity, read_landmarks_file(tmp_path / "lm.json", vertices))
+    for name, point in analysis.landmarks.points.items():
+        np.testing.assert_allclose(again.landmarks.points[name], point, atol=1e-6)
+    for name, index in analysis.landmarks.indices.items():
+        np.testing.assert_array_equal(again.landmarks.indices[name], index)
+    basis = build_rig_basis(identity, landmarks_file=tmp_path / "lm.json")
+    np.testing.assert_allclose(basis.offsets, build_rig_basis(identity).offsets, atol=1e-5)
