@@ -213,14 +213,41 @@ class _Detector:
                 offset = (c[0] - self.mid_x) * sign
                 if not (0.012 < extent < 0.06 and 0.015 < offset < 0.06):
                     continue
-                if centres is not None and np.hypot(*(c[:2] - centres[side][:2])) > 0.02:
-                    continue
+                if centres is not None and (np.hypot(*(c[:2] - centres[side][:2])) > 0.02 or c[2] < centres[side][2]):
+                    continue  # not round this eye, or behind its centre (the back of a socket)
                 score = c[2]  # the front-most candidate: nostrils or ear holes lie further back
                 if best is None or score > best[0]:
                     best = (score, loop)
             if best is not None:
                 found[side] = best[1]
         return found if len(found) == 2 else {}
+
+    def _lids_from_outline(self, centre: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """Lid rims round an eyeball without an opening loop (the skin runs on into a socket): the outline
+        of the eyeball as seen from the front, i.e. per 10-degree sector round the eye the skin vertex
+        nearest its axis that lies in front of the eyeball's surface. Upper and lower rims, inner to outer."""
+        p = self.points
+        rel = p[self.skin] - centre
+        rho = np.hypot(rel[:, 0], rel[:, 1])
+        surface = np.sqrt(np.clip(radius ** 2 - rho ** 2, 0.0, None))
+        covering = (rho < 1.6 * radius) & (rel[:, 2] > surface - 0.05 * radius) & (rel[:, 2] > 0)
+        candidates, rel, rho = self.skin[covering], rel[covering], rho[covering]
+        sector = np.floor((np.arctan2(rel[:, 1], rel[:, 0]) + np.pi) / np.radians(10)).astype(int)
+        order = np.lexsort((rho, sector))
+        first = np.concatenate([[True], np.diff(sector[order]) != 0])
+        rim = candidates[order][first]
+        if len(rim) < 8:
+            raise TalkingFacesError(f"Cannot find the eyelid rims round an eyeball; {LANDMARKS_HELP}.")
+        lateral = np.abs(p[rim, 0] - self.mid_x)
+        inner, outer = rim[np.argmin(lateral)], rim[np.argmax(lateral)]
+        a, b = p[inner], p[outer]
+        line_y = a[1] + (p[rim, 0] - a[0]) * (b[1] - a[1]) / (b[0] - a[0])
+        above = p[rim, 1] > line_y
+        rims = []
+        for part in (rim[above], rim[~above]):
+            part = part[np.argsort(np.abs(p[part, 0] - self.mid_x))]
+            rims.append(np.concatenate([[inner], part[(part != inner) & (part != outer)], [outer]]))
+        return rims[0], rims[1]
 
     def _lids_from_loop(self, loop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = self.points
@@ -261,9 +288,11 @@ class _Detector:
             else:
                 if len(balls[side]) == 0:
                     raise TalkingFacesError(f"Cannot find the eyelid rims of the {'left' if side == 'l' else 'right'} eye; {LANDMARKS_HELP}.")
-                adjacency = adjacency if adjacency is not None else mesh_adjacency(len(p), self.faces)
-                outward = np.sign(centres[side][0] - self.mid_x)
-                up, low = _eye_rims(p, self.skin, adjacency, centres[side], radius, -outward)
+                try:  # lid margins folding into the eye socket, as in FLAME
+                    adjacency = adjacency if adjacency is not None else mesh_adjacency(len(p), self.faces)
+                    up, low = _eye_rims(p, self.skin, adjacency, centres[side], radius, -np.sign(centres[side][0] - self.mid_x))
+                except TalkingFacesError:  # a socket round the eyeball: the eyeball's outline seen from the front
+                    up, low = self._lids_from_outline(centres[side], radius)
             indices[f"upper_lid_{side}"], indices[f"lower_lid_{side}"], indices[f"eyeball_{side}"] = up, low, balls[side]
             result[f"eye_centre_{side}"] = np.asarray(centres[side], dtype=np.float64)
             result[f"eye_inner_{side}"], result[f"eye_outer_{side}"] = p[up[0]], p[up[-1]]
@@ -367,6 +396,9 @@ class _Detector:
         if apart.sum() < 4:
             return None
         first, second = first[apart], second[apart]
+        depth = 0.5 * (p[first, 2] + p[second, 2])
+        front = depth > depth.max() - 0.2 * distance  # the lips, not the walls of the mouth bag behind them
+        first, second = first[front], second[front]
         swap = p[first, 1] < p[second, 1]
         top, bottom = np.where(swap, second, first), np.where(swap, first, second)
         upper_set, lower_set = np.setdiff1d(np.unique(top), bottom), np.setdiff1d(np.unique(bottom), top)

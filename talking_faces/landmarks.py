@@ -150,6 +150,8 @@ def _eye_rims(points: np.ndarray, skin: np.ndarray, adjacency, centre: np.ndarra
     outside[skin] = dist[skin]
     tucked = (adjacency @ (outside < radius * 0.96).astype(np.float64)) > 0
     rim = np.flatnonzero((outside >= radius * 0.96) & (outside < radius * 1.22) & tucked & (points[:, 2] > centre[2]))
+    if len(rim) < 6:
+        raise TalkingFacesError("Cannot find the eyelid rims of this FLAME mesh; pass an AU basis with --au-basis.")
     # Keep one vertex per 10-degree sector round the eye: the one nearest its centre in the front view,
     # i.e. the lid margin itself rather than the rows that fold behind it.
     rel = points[rim, :2] - centre[:2]

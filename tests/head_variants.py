@@ -100,18 +100,39 @@ def write_quad_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> int:
     return sum(len(p) == 4 for p in polygons)
 
 
-def mouth_bag(vertices: np.ndarray, faces: np.ndarray, depth: float = 0.015) -> tuple[np.ndarray, np.ndarray]:
-    """The mouth opening closed by a bag, as production heads have: a tube from the inner-lip loop
-    `depth` metres back, capped. The lips stay separate vertices but no boundary loop is left at the mouth."""
-    loop = default_character_landmarks().indices["inner_lip_loop"]
-    ring = vertices[loop] - np.array([0.0, 0.0, depth])
-    ring[:, 1] = vertices[loop, 1].mean() + 0.3 * (vertices[loop, 1] - vertices[loop, 1].mean()) + 0.004 * np.sign(vertices[loop, 1] - vertices[loop, 1].mean())
+def _pocket(vertices: np.ndarray, faces: np.ndarray, loop: np.ndarray, ring: np.ndarray, cap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Close the boundary `loop` with a pocket: a tube to `ring (n, 3)`, then a fan to `cap (3,)`."""
     first = len(vertices)
-    cap = first + len(loop)
     ring_index = first + np.arange(len(loop))
     following = np.roll(np.arange(len(loop)), -1)
     # Wind the tube so its faces continue the skin's orientation: the skin runs each boundary edge (b, a) reversed.
     tube = np.concatenate([np.stack([loop[following], loop, ring_index], 1), np.stack([loop[following], ring_index, ring_index[following]], 1)])
-    fan = np.stack([ring_index[following], ring_index, np.full(len(loop), cap)], 1)
-    new_vertices = np.concatenate([vertices, ring, ring.mean(axis=0, keepdims=True)])
-    return new_vertices, np.concatenate([faces, tube, fan])
+    fan = np.stack([ring_index[following], ring_index, np.full(len(loop), first + len(loop))], 1)
+    return np.concatenate([vertices, ring, cap[None]]), np.concatenate([faces, tube, fan])
+
+
+def mouth_bag(vertices: np.ndarray, faces: np.ndarray, depth: float = 0.015) -> tuple[np.ndarray, np.ndarray]:
+    """The mouth opening closed by a bag, as production heads have: a tube from the inner-lip loop
+    `depth` metres back, capped. The lips stay separate vertices but no boundary loop is left at the mouth."""
+    loop = default_character_landmarks().indices["inner_lip_loop"]
+    mean_y = vertices[loop, 1].mean()
+    ring = vertices[loop] - np.array([0.0, 0.0, depth])
+    ring[:, 1] = mean_y + 0.3 * (vertices[loop, 1] - mean_y) + 0.004 * np.sign(vertices[loop, 1] - mean_y)
+    return _pocket(vertices, faces, loop, ring, ring.mean(axis=0))
+
+
+def eye_sockets(vertices: np.ndarray, faces: np.ndarray, gap: float = 0.002) -> tuple[np.ndarray, np.ndarray]:
+    """The eye openings closed by sockets round the eyeballs, as production heads have: a tube from each lid
+    loop to a ring round the eyeball's equator `gap` outside it, capped behind. No eye-opening loop is left."""
+    landmarks = default_character_landmarks()
+    for side in ("l", "r"):
+        upper, lower = landmarks.indices[f"upper_lid_{side}"], landmarks.indices[f"lower_lid_{side}"]
+        loop = np.concatenate([upper, lower[-2:0:-1]])
+        ball = landmarks.indices[f"eyeball_{side}"]
+        centre = vertices[ball].mean(axis=0)
+        radius = np.linalg.norm(vertices[ball] - centre, axis=1).max() + gap
+        direction = vertices[loop, :2] - centre[:2]
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        ring = np.column_stack([centre[0] + radius * direction[:, 0], centre[1] + radius * direction[:, 1], np.full(len(loop), centre[2])])
+        vertices, faces = _pocket(vertices, faces, loop, ring, centre - np.array([0.0, 0.0, radius]))
+    return vertices, faces

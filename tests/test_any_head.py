@@ -30,6 +30,7 @@ def _variants() -> dict:
     nv, nf = hv.without_eyeballs(v, f)
     wv, wf = hv.welded_lips(v, f)
     bv, bf = hv.mouth_bag(v, f)
+    sv, sf = hv.eye_sockets(*hv.mouth_bag(v, f))
     return {
         "z_up_cm": (hv.to_user(v, hv.Z_UP, 100.0), f, hv.Z_UP, 100.0),
         "mm": (hv.to_user(v, np.eye(3), 1000.0), f, np.eye(3), 1000.0),
@@ -37,6 +38,7 @@ def _variants() -> dict:
         "no_eyeballs": (nv, nf, np.eye(3), 1.0),
         "welded_lips": (wv, wf, np.eye(3), 1.0),
         "mouth_bag_mm": (hv.to_user(bv, np.eye(3), 1000.0), bf, np.eye(3), 1000.0),
+        "sockets_z_up_cm": (hv.to_user(sv, hv.Z_UP, 100.0), sf, hv.Z_UP, 100.0),
     }
 
 
@@ -86,8 +88,9 @@ def test_rig_is_the_same_in_any_frame():
         assert np.abs(back[k] - reference[k]).max() < 0.1 * np.abs(reference[k]).max(), au
 
 
-def test_eyes_turn_lids_close_and_clear_the_eyeballs():
-    v, f = hv.character()
+@pytest.mark.parametrize("sockets", [False, True])
+def test_eyes_turn_lids_close_and_clear_the_eyeballs(sockets):
+    v, f = hv.eye_sockets(*hv.character()) if sockets else hv.character()
     user = hv.to_user(v, np.eye(3), 1000.0)
     identity = Identity(user.astype(np.float32), f, "mm")
     analysis = analyse_head(identity)
