@@ -180,6 +180,10 @@ def test_timecodes_and_bad_paths(head, tmp_path):
     with pytest.raises(TalkingFacesError, match="Nothing to export"):
         export_animation(tmp_path / "x.json", identity, basis, FPS)
     assert not list(tmp_path.iterdir())
+    from talking_faces.exporters import check_export_path
+
+    with pytest.raises(TalkingFacesError, match="would overwrite the input"):
+        check_export_path(tmp_path / "speech.glb", inputs=(tmp_path / "speech.wav",))
 
 
 def _validator() -> tuple[str, dict] | None:

@@ -68,7 +68,7 @@ def render(
     if save_vertices is not None:
         check_output_writable(save_vertices)
     for path in export or []:
-        check_output_writable(check_export_path(path))
+        check_output_writable(check_export_path(path, inputs=(audio, identity, landmarks)))
     parse_emotion(emotion)  # a bad spec fails before any file is read
     face = load_identity_or_default(identity)
     if face.faces is None:

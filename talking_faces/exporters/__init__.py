@@ -46,11 +46,17 @@ class ExportReport:
     note: str
 
 
-def check_export_path(path: str | Path) -> Path:
-    """Raise unless `path` has a supported suffix; returns it as a Path."""
+def check_export_path(path: str | Path, inputs: tuple[str | Path | None, ...] = ()) -> Path:
+    """Raise unless `path` has a supported suffix and neither it nor the WAV written beside a .glb is
+    one of the `inputs` (inputs are never overwritten); returns it as a Path."""
     path = Path(path)
     if path.suffix.lower() not in EXPORT_SUFFIXES:
         raise TalkingFacesError(f"Cannot export {path}: unknown format {path.suffix!r}; use one of {', '.join(EXPORT_SUFFIXES)}.")
+    written = [path] + ([path.with_suffix(".wav")] if path.suffix.lower() == ".glb" else [])
+    for item in (Path(i) for i in inputs if i is not None):
+        for out in written:
+            if out.absolute() == item.absolute():
+                raise TalkingFacesError(f"Exporting {path} would overwrite the input {item}; choose another export name.")
     return path
 
 
