@@ -22,7 +22,9 @@ _EXPORTS = {
     "TalkingFacesError": "errors",
     "FLAME_NUM_VERTICES": "identity", "Identity": "identity", "load_identity": "identity",
     "load_default_character": "character",
-    "build_rig_basis": "rig",
+    "build_rig_basis": "rig", "analyse_identity": "rig",
+    "ARKIT_NAMES": "arkit", "arkit_shapes": "arkit",
+    "export_animation": "exporters", "export_rig": "exporters",
     "animate": "pipeline", "Animation": "pipeline",
     "render_mp4": "video",
 }
