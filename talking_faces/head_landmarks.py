@@ -404,8 +404,20 @@ class _Detector:
         upper_set, lower_set = np.setdiff1d(np.unique(top), bottom), np.setdiff1d(np.unique(bottom), top)
         if len(upper_set) < 2 or len(lower_set) < 2 or np.ptp(p[upper_set, 0]) < 0.3 * distance:
             return None
-        both = np.concatenate([upper_set, lower_set])
-        corner_l, corner_r = both[np.argmax(p[both, 0])], both[np.argmin(p[both, 0])]
+        def corner(sign: float) -> int:
+            """Where the lips meet: the outermost vertex of the short surface path joining the outermost
+            upper and lower contacts on one side (it runs round the mouth corner)."""
+            top = upper_set[np.argmax(sign * p[upper_set, 0])]
+            bottom = lower_set[np.argmax(sign * p[lower_set, 0])]
+            _, previous = dijkstra(graph, directed=False, indices=top, limit=0.3 * distance, return_predecessors=True)
+            path, vertex = [bottom], bottom
+            while vertex != top and previous[vertex] >= 0:
+                vertex = int(previous[vertex])
+                path.append(vertex)
+            path = np.asarray(path if vertex == top else [top, bottom])
+            return int(path[np.argmax(sign * p[path, 0])])
+
+        corner_l, corner_r = corner(1.0), corner(-1.0)
 
         def arc(members: np.ndarray) -> np.ndarray:
             members = members[(members != corner_l) & (members != corner_r)]
@@ -430,8 +442,10 @@ class _Detector:
             corner_r, corner_l = upper[0], upper[-1]
             loop = np.concatenate([upper, lower[-2:0:-1]])
 
-        def centre_of(arc: np.ndarray) -> np.ndarray:
-            return p[arc[np.argmin(np.abs(p[arc, 0] - self.mid_x))]]
+        def centre_of(arc: np.ndarray) -> np.ndarray:  # the front-most of the lip vertices nearest the midline
+            off = np.abs(p[arc, 0] - self.mid_x)
+            near = arc[off <= off.min() + 0.02 * distance]
+            return p[near[np.argmax(p[near, 2])]]
 
         indices.update(inner_lip_loop=loop, upper_lip=upper, lower_lip=lower)
         result.update(mouth_corner_l=p[corner_l], mouth_corner_r=p[corner_r],
