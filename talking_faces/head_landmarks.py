@@ -31,7 +31,7 @@ from .head_frame import HeadFrame, detect_head_frame, mirror_error, units_only_f
 from .identity import Identity
 from .landmarks import (
     INDEX_NAMES, POINT_NAMES, SIDES, Landmarks, _eye_rims, _front_vertex_near, _split_loop, boundary_loops,
-    connected_components, jaw_hinges, mesh_adjacency,
+    connected_components, jaw_hinges, mesh_adjacency, split_rim, thin_by_sector,
 )
 
 LANDMARKS_HELP = "give it with --landmarks FILE.json (named points as vertex indices or coordinates; see docs/character.md), or pass an AU basis with --au-basis"
@@ -231,23 +231,10 @@ class _Detector:
         rho = np.hypot(rel[:, 0], rel[:, 1])
         surface = np.sqrt(np.clip(radius ** 2 - rho ** 2, 0.0, None))
         covering = (rho < 1.6 * radius) & (rel[:, 2] > surface - 0.05 * radius) & (rel[:, 2] > 0)
-        candidates, rel, rho = self.skin[covering], rel[covering], rho[covering]
-        sector = np.floor((np.arctan2(rel[:, 1], rel[:, 0]) + np.pi) / np.radians(10)).astype(int)
-        order = np.lexsort((rho, sector))
-        first = np.concatenate([[True], np.diff(sector[order]) != 0])
-        rim = candidates[order][first]
+        rim = thin_by_sector(p, self.skin[covering], centre)
         if len(rim) < 8:
             raise TalkingFacesError(f"Cannot find the eyelid rims round an eyeball; {LANDMARKS_HELP}.")
-        lateral = np.abs(p[rim, 0] - self.mid_x)
-        inner, outer = rim[np.argmin(lateral)], rim[np.argmax(lateral)]
-        a, b = p[inner], p[outer]
-        line_y = a[1] + (p[rim, 0] - a[0]) * (b[1] - a[1]) / (b[0] - a[0])
-        above = p[rim, 1] > line_y
-        rims = []
-        for part in (rim[above], rim[~above]):
-            part = part[np.argsort(np.abs(p[part, 0] - self.mid_x))]
-            rims.append(np.concatenate([[inner], part[(part != inner) & (part != outer)], [outer]]))
-        return rims[0], rims[1]
+        return split_rim(p, rim, np.abs(p[rim, 0] - self.mid_x))
 
     def _lids_from_loop(self, loop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = self.points
