@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import head_variants as hv  # noqa: E402
-from talking_faces.arkit import ARKIT_FACS, ARKIT_NAMES, arkit_shapes, arkit_weights  # noqa: E402
+from talking_faces.arkit import ARKIT_FACS, ARKIT_NAMES, arkit_shapes  # noqa: E402
 from talking_faces.aus import AU_INDEX, AU_NAMES, emotion_weights  # noqa: E402
 from talking_faces.errors import TalkingFacesError  # noqa: E402
 from talking_faces.exporters import export_animation, export_rig  # noqa: E402
