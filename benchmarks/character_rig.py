@@ -1,7 +1,7 @@
 """Your own character: landmark accuracy and rig/export cost on heads generated from the bundled one.
 
 For each variant (Z-up cm, mm, reordered, remeshed to ~48k vertices, no eyeballs, welded lips, mouth
-bag) it reports the largest landmark error against the construction points (mm) and the time to
+bag, mouth bag with eye sockets) it reports the largest landmark error against the construction points (mm) and the time to
 analyse the head and build its basis (detection + fields), against the baseline of building the
 fields alone from known landmarks on the same mesh (the old bundled-character path), side by side.
 Then the cost and error of the exports: PCA targets for offsets outside the basis, the NNLS solve.
@@ -46,11 +46,13 @@ def main() -> None:
     v, f = hv.character()
     known = hv.known_points()
     bv, bf = hv.mouth_bag(v, f)
+    sv, sf = hv.eye_sockets(bv, bf)
     rv, rf = hv.remesh(v, f)
     variants = {
         "z_up_cm": (hv.to_user(v, hv.Z_UP, 100.0), f), "mm": (hv.to_user(v, np.eye(3), 1000.0), f),
         "reordered": hv.reorder(v, f)[:2], "remeshed_z_up": (hv.to_user(rv, hv.Z_UP, 1.0), rf),
         "no_eyeballs": hv.without_eyeballs(v, f), "welded_lips": hv.welded_lips(v, f), "mouth_bag": (bv, bf),
+        "bag_sockets_cm": (hv.to_user(sv, hv.Z_UP, 100.0), sf),
     }
     print(f"{'head':15s} {'V':>6s} {'frame':22s} {'tight max mm':>12s} {'all max mm':>10s} {'analyse+rig s (min/med)':>24s} {'rig only s':>11s} {'ratio':>6s}")
     for name, (vertices, faces) in variants.items():
