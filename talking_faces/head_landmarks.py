@@ -164,6 +164,7 @@ class _Detector:
     def __init__(self, points: np.ndarray, faces: np.ndarray, skin: np.ndarray, rest: list[np.ndarray], given: dict) -> None:
         self.points, self.faces, self.skin, self.rest, self.given = points, faces, skin, rest, given
         self.warnings: list[str] = []
+        self.lip_centres: tuple[int, int] | None = None  # set when the lips are found by contact
         in_skin = np.zeros(len(points), bool)
         in_skin[skin] = True
         self.skin_faces = faces[in_skin[faces].all(axis=1)]
@@ -351,7 +352,7 @@ class _Detector:
 
     def _lip_contacts(self, tip: np.ndarray, distance: float, graph) -> tuple[np.ndarray, np.ndarray] | None:
         """Separate lips joined by a mouth bag: vertices of the two lips that nearly touch across the mouth
-        (under 0.06 eye distances apart) but are far apart over the surface (round the bag, or round the
+        (under 0.08 eye distances, 5 mm apart) but are far apart over the surface (round the bag, or round the
         mouth corner: over 4 times their distance and 0.05 eye distances).
 
         Returns the upper and lower sets, each ordered by x with the outermost contacts as corners, or None.
@@ -362,8 +363,10 @@ class _Detector:
                       & (p[skin, 2] > tip[2] - 0.6 * distance)]
         if len(region) < 4:
             return None
-        pairs = cKDTree(p[region]).query_pairs(0.06 * distance, output_type="ndarray")
-        first, second = region[pairs[:, 0]], region[pairs[:, 1]] if len(pairs) else (region[:0], region[:0])
+        pairs = cKDTree(p[region]).query_pairs(0.08 * distance, output_type="ndarray")
+        if len(pairs) == 0:
+            return None
+        first, second = region[pairs[:, 0]], region[pairs[:, 1]]
         if len(first):  # vertices one or two edges apart lie on one surface: skip them before measuring paths
             hops = (graph > 0).astype(np.float64)
             near = hops + hops @ hops
@@ -388,6 +391,10 @@ class _Detector:
         first, second = first[front], second[front]
         swap = p[first, 1] < p[second, 1]
         top, bottom = np.where(swap, second, first), np.where(swap, first, second)
+        # The lip centres: the closest pair across the mouth near the midline (the inner rims themselves).
+        middle = np.abs(0.5 * (p[top, 0] + p[bottom, 0]) - self.mid_x)
+        gap = np.linalg.norm(p[top] - p[bottom], axis=1) + 1e3 * np.clip(middle - (middle.min() + 0.03 * distance), 0.0, None)
+        self.lip_centres = (int(top[np.argmin(gap)]), int(bottom[np.argmin(gap)]))
         upper_set, lower_set = np.setdiff1d(np.unique(top), bottom), np.setdiff1d(np.unique(bottom), top)
         if len(upper_set) < 2 or len(lower_set) < 2 or np.ptp(p[upper_set, 0]) < 0.3 * distance:
             return None
@@ -429,14 +436,12 @@ class _Detector:
             corner_r, corner_l = upper[0], upper[-1]
             loop = np.concatenate([upper, lower[-2:0:-1]])
 
-        def centre_of(arc: np.ndarray) -> np.ndarray:  # the front-most of the lip vertices nearest the midline
-            off = np.abs(p[arc, 0] - self.mid_x)
-            near = arc[off <= off.min() + 0.02 * distance]
-            return p[near[np.argmax(p[near, 2])]]
+        def centre_of(arc: np.ndarray) -> np.ndarray:
+            return p[arc[np.argmin(np.abs(p[arc, 0] - self.mid_x))]]
 
         indices.update(inner_lip_loop=loop, upper_lip=upper, lower_lip=lower)
-        result.update(mouth_corner_l=p[corner_l], mouth_corner_r=p[corner_r],
-                      upper_lip_centre=centre_of(upper), lower_lip_centre=centre_of(lower))
+        centres = (p[self.lip_centres[0]], p[self.lip_centres[1]]) if self.lip_centres else (centre_of(upper), centre_of(lower))
+        result.update(mouth_corner_l=p[corner_l], mouth_corner_r=p[corner_r], upper_lip_centre=centres[0], lower_lip_centre=centres[1])
 
     # --- the rest ---------------------------------------------------------------------------
     def run(self) -> Landmarks:
