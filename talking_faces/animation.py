@@ -8,8 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .basis import AUBasis
 
 # Frames composed at a time: large enough to batch the blend, small enough that a chunk of
 # 5,023- or 12k-vertex frames stays under 10 MB.
@@ -31,6 +35,7 @@ class Animation:
         duration: audio duration in seconds.
         neutral: `(V, 3)` the identity's neutral M0 (frames the camera), or None to use the first frame.
         albedo: `(V, 3)` linear-RGB per-vertex base colours (eyes, lips), or None to compute them from `neutral`.
+        view: `(3, 3)` rotation that shows the head upright and facing the camera, or None when it already is.
     """
 
     vertices: np.ndarray
@@ -40,6 +45,7 @@ class Animation:
     duration: float
     neutral: np.ndarray | None = None
     albedo: np.ndarray | None = None
+    view: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -67,7 +73,10 @@ class AnimationStream:
         compose: the chunk function (see `ComposeChunk`).
         num_frames: T, frames per sample.
         num_samples: S, the samples drawn by the speech model.
-        faces, fps, audio_path, duration, neutral, albedo: as in `Animation`.
+        faces, fps, audio_path, duration, neutral, albedo, view: as in `Animation`.
+        basis: the AU basis the frames were composed on (None for a neutral offsets model), for exports.
+        curves: `sample -> ((T, 32) AU weights, (T, V, 3) speech offsets or None)` of the whole clip,
+            for exports (the offsets are those of learned adapters, which speak in vertex offsets).
     """
 
     compose: ComposeChunk
@@ -79,6 +88,9 @@ class AnimationStream:
     neutral: np.ndarray
     albedo: np.ndarray | None = None
     num_samples: int = 1
+    view: np.ndarray | None = None
+    basis: AUBasis | None = None
+    curves: Callable[[int], tuple[np.ndarray, np.ndarray | None]] | None = None
 
     @property
     def num_vertices(self) -> int:
@@ -96,4 +108,4 @@ class AnimationStream:
         vertices = np.empty((self.num_frames, self.neutral.shape[0], 3), dtype=np.float32)
         for start, chunk in self.chunks(sample):
             vertices[start : start + chunk.shape[0]] = chunk
-        return Animation(vertices, self.faces, self.fps, self.audio_path, self.duration, self.neutral, self.albedo)
+        return Animation(vertices, self.faces, self.fps, self.audio_path, self.duration, self.neutral, self.albedo, self.view)

@@ -7,6 +7,7 @@ written. A failure, Ctrl-C or SIGTERM leaves none of them, and no temporary file
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import os
 import shutil
@@ -21,6 +22,8 @@ from .errors import TalkingFacesError
 # Below this much free space a write error without an errno (numpy's tofile) means a full disk.
 FULL_DISK_BYTES = 1 << 20
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+# The stage of a `staged_outputs(gather=True)` block: `atomic_write` calls inside it join that stage.
+_GATHERING: contextvars.ContextVar[Stage | None] = contextvars.ContextVar("talkface_gathering_stage", default=None)
 
 
 def failure_reason(exc: OSError, folder: Path) -> str:
@@ -131,13 +134,16 @@ class Stage:
 
 
 @contextmanager
-def staged_outputs() -> Iterator[Stage]:
+def staged_outputs(gather: bool = False) -> Iterator[Stage]:
     """Write several outputs all-or-nothing: `with staged_outputs() as stage: write(stage.path(target))`.
 
     The targets appear when the block ends without an error. A write that fails with an OSError
-    becomes a TalkingFacesError with the real reason (e.g. "No space left on device").
+    becomes a TalkingFacesError with the real reason (e.g. "No space left on device"). With
+    `gather`, every `atomic_write` made in this block (on this thread) joins the stage too, so
+    files written deep in a job (exports, say) appear with the run's other outputs or not at all.
     """
     stage = Stage()
+    token = _GATHERING.set(stage) if gather else None
     try:
         yield stage
         stage.commit()
@@ -149,12 +155,20 @@ def staged_outputs() -> Iterator[Stage]:
     except BaseException:
         stage.discard()
         raise
+    finally:
+        if token is not None:
+            _GATHERING.reset(token)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` on a temporary file in `path`'s folder, then rename it over `path`.
 
-    On any failure, Ctrl-C and SIGTERM included, the temporary file is removed.
+    On any failure, Ctrl-C and SIGTERM included, the temporary file is removed. Inside a
+    `staged_outputs(gather=True)` block the rename waits for the end of that block.
     """
+    gathering = _GATHERING.get()
+    if gathering is not None:
+        write(gathering.path(path))
+        return
     with staged_outputs() as stage:
         write(stage.path(path))

@@ -17,11 +17,13 @@ def resolve_basis(
     aublendnet: str | Path | None = None,
     codebook: str | Path | None = None,
     device: torch.device | str = "cpu",
+    landmarks: str | Path | None = None,
 ) -> AUBasis:
     """The `(32, V, 3)` basis for `identity`.
 
     Priority: an AUBlendSet file (`au_basis`), then AUBlendNet predictions (`aublendnet` stage-2 and
-    `codebook` stage-1 checkpoints, FLAME only), then the procedural rig built from landmarks.
+    `codebook` stage-1 checkpoints, FLAME only), then the procedural rig built from landmarks
+    (detected, or given by a `landmarks` JSON file).
     """
     if au_basis is not None and aublendnet is not None:
         raise TalkingFacesError("Give either --au-basis or --aublendnet/--codebook, not both.")
@@ -37,4 +39,4 @@ def resolve_basis(
         return predict_basis_cached(identity, aublendnet, codebook, device=device)
     from .rig import build_rig_basis
 
-    return build_rig_basis(identity)
+    return build_rig_basis(identity, landmarks_file=landmarks)

@@ -82,8 +82,9 @@ def mesh_adjacency(num_vertices: int, faces: np.ndarray):
 def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
     """Ordered vertex loops `[(n,), ...]` of the edges used by exactly one face."""
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    key = np.sort(edges, axis=1)
-    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    ordered = np.sort(edges, axis=1)
+    key = ordered[:, 0] * (int(edges.max()) + 1) + ordered[:, 1]  # one integer per undirected edge
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
     border = edges[counts[inverse.ravel()] == 1]
     following = dict(zip(border[:, 0].tolist(), border[:, 1].tolist()))
     loops = []
@@ -149,23 +150,33 @@ def _eye_rims(points: np.ndarray, skin: np.ndarray, adjacency, centre: np.ndarra
     outside[skin] = dist[skin]
     tucked = (adjacency @ (outside < radius * 0.96).astype(np.float64)) > 0
     rim = np.flatnonzero((outside >= radius * 0.96) & (outside < radius * 1.22) & tucked & (points[:, 2] > centre[2]))
-    # Keep one vertex per 10-degree sector round the eye: the one nearest its centre in the front view,
-    # i.e. the lid margin itself rather than the rows that fold behind it.
+    rim = thin_by_sector(points, rim, centre)
+    if len(rim) < 6:
+        raise TalkingFacesError("Cannot find the eyelid rims of this FLAME mesh; pass an AU basis with --au-basis.")
+    return split_rim(points, rim, (points[rim, 0] - centre[0]) * -inward)
+
+
+def thin_by_sector(points: np.ndarray, rim: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """One vertex of `rim` per 10-degree sector round an eye: the one nearest its centre in the front
+    view, i.e. the lid margin itself rather than the rows that fold behind it."""
     rel = points[rim, :2] - centre[:2]
     sector = np.floor((np.arctan2(rel[:, 1], rel[:, 0]) + np.pi) / np.radians(10)).astype(int)
     order = np.lexsort((np.hypot(rel[:, 0], rel[:, 1]), sector))
-    rim = rim[order][np.concatenate([[True], np.diff(sector[order]) != 0])]
-    if len(rim) < 6:
-        raise TalkingFacesError("Cannot find the eyelid rims of this FLAME mesh; pass an AU basis with --au-basis.")
-    lateral = (points[rim, 0] - centre[0]) * -inward  # grows from the inner to the outer corner
+    return rim[order][np.concatenate([[True], np.diff(sector[order]) != 0])] if len(rim) else rim
+
+
+def split_rim(points: np.ndarray, rim: np.ndarray, lateral: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Upper and lower lid rims of an eye's rim vertices, split by the line between its corners (the
+    extremes of `lateral (n,)`, which grows from the inner to the outer corner); each inner to outer."""
     inner, outer = rim[np.argmin(lateral)], rim[np.argmax(lateral)]
     a, b = points[inner], points[outer]
     line_y = a[1] + (points[rim, 0] - a[0]) * (b[1] - a[1]) / (b[0] - a[0])
     above = points[rim, 1] > line_y
     rims = []
-    for part in (rim[above], rim[~above]):
-        part = part[np.argsort((points[part, 0] - centre[0]) * -inward)]
-        rims.append(np.concatenate([[inner], part[(part != inner) & (part != outer)], [outer]]))
+    for part in (np.flatnonzero(above), np.flatnonzero(~above)):
+        part = part[np.argsort(lateral[part])]
+        vertices = rim[part]
+        rims.append(np.concatenate([[inner], vertices[(vertices != inner) & (vertices != outer)], [outer]]))
     return rims[0], rims[1]
 
 

@@ -42,6 +42,24 @@ def load_identity_or_default(path: str | Path | None) -> Identity:
     return load_identity(path)
 
 
+def view_rotation(identity: Identity) -> np.ndarray | None:
+    """The rotation that shows a head upright and facing the camera, or None when it already is
+    (or its axes cannot be told: it is then shown as it is)."""
+    from .character import is_default_character
+    from .errors import TalkingFacesError
+    from .head_frame import detect_head_frame
+    from .landmarks import connected_components
+
+    if identity.faces is None or identity.is_flame or is_default_character(identity.vertices):
+        return None
+    try:
+        skin = connected_components(identity.num_vertices, identity.faces)[0]
+        rotation = detect_head_frame(identity.vertices, skin).rotation
+    except TalkingFacesError:
+        return None
+    return None if np.array_equal(rotation, np.eye(3)) else rotation
+
+
 def seeded_generator(seed: int | None) -> torch.Generator | None:
     """The one `torch.Generator` of a run (CPU, so a seed gives the same noise on every machine), or None."""
     return None if seed is None else torch.Generator("cpu").manual_seed(seed)
@@ -64,6 +82,7 @@ def compose_stream(
     device: torch.device | str = "cpu",
     audio_path: Path = Path(),
     albedo: np.ndarray | None = None,
+    view: np.ndarray | None = None,
 ) -> AnimationStream:
     """M = M0 + Offset_spe + Offset_exp for every chunk of frames, composed on `device` when asked.
 
@@ -85,9 +104,17 @@ def compose_stream(
             vertices = compose(neutral, speech, weights[start:stop], basis_offsets)
         return vertices.cpu().numpy()
 
+    def curves(sample: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The whole clip's AU weights `(T, 32)` (emotion, plus AU-weight speech) and speech offsets `(T, V, 3)`."""
+        au_weights = weights.cpu().numpy().astype(np.float32)
+        with torch.inference_mode():
+            speech = track.frames(0, track.num_frames, sample).cpu().numpy().astype(np.float32)
+        return (au_weights + speech, None) if track.is_weights else (au_weights, speech)
+
     return AnimationStream(
         compose=chunk, num_frames=track.num_frames, faces=identity.faces, fps=track.fps, audio_path=Path(audio_path),
         duration=track.duration, neutral=identity.vertices, albedo=albedo, num_samples=track.num_samples,
+        view=view, basis=basis, curves=curves,
     )
 
 
@@ -110,12 +137,16 @@ def stream_animation(
     num_samples: int = 1,
     model_options: dict[str, Any] | None = None,
     albedo: np.ndarray | None = None,
+    landmarks: str | Path | None = None,
+    exports: bool = False,
 ) -> AnimationStream:
     """Run the speech adapter once and return every sample's animation as a stream of chunks.
 
     `model_options` go to the adapter's `from_checkpoint` (e.g. `sampler`, `steps`, `vqvae`);
     `seed` seeds the request's generator. `albedo` `(V, 3)` is the identity's per-vertex colours
-    (computed from its landmarks when None). `stage(name)` is called as each stage starts.
+    (computed from its landmarks when None). `landmarks` is a JSON file of landmarks for the
+    procedural rig; `exports` builds the AU basis even for a neutral offsets model, since exports
+    are written on it. `stage(name)` is called as each stage starts.
     """
     from talking_faces.adapters import SpeechRequest, adapter_class
 
@@ -131,10 +162,12 @@ def stream_animation(
     adapter = adapter_cls.from_checkpoint(checkpoint, device=dev, **(model_options or {}))
     adapter.check_identity(identity)
     expressive = any(key.weights.any() for key in track.keyframes)
-    wanted = expressive or "basis" in adapter_cls.accepts | adapter_cls.requires or au_basis or aublendnet or codebook
+    wanted = (expressive or exports or "basis" in adapter_cls.accepts | adapter_cls.requires
+              or au_basis or aublendnet or codebook)
     if basis is None and wanted:  # an offsets model with a neutral face needs no basis (nor a rigged mesh)
         report("Building AU basis")
-        basis = resolve_basis(identity, au_basis=au_basis, aublendnet=aublendnet, codebook=codebook, device=dev)
+        basis = resolve_basis(identity, au_basis=au_basis, aublendnet=aublendnet, codebook=codebook, device=dev,
+                              landmarks=landmarks)
     elif basis is not None:
         basis.check_matches(identity.num_vertices)
     report("Animating speech")
@@ -147,7 +180,7 @@ def stream_animation(
     return_freed_memory()  # ... and back to the system, not kept for the whole render
     if albedo is None and identity.faces is not None:
         albedo = vertex_albedo(identity.vertices, identity.faces)
-    return compose_stream(speech, identity, basis, track, dev, Path(audio_path), albedo)
+    return compose_stream(speech, identity, basis, track, dev, Path(audio_path), albedo, view_rotation(identity))
 
 
 def animate(audio_path: str | Path, sample: int = 0, **options: Any) -> Animation:

@@ -126,9 +126,10 @@ class FaceRenderer:
 
     def __init__(
         self, neutral: np.ndarray, faces: np.ndarray | None, size: int = 512, gl: str = "auto",
-        albedo: np.ndarray | None = None,
+        albedo: np.ndarray | None = None, view: np.ndarray | None = None,
     ) -> None:
-        """`albedo`: `(V, 3)` linear-RGB base colours (talking_faces.appearance); plain skin when None."""
+        """`albedo`: `(V, 3)` linear-RGB base colours (talking_faces.appearance); plain skin when None.
+        `view`: `(3, 3)` rotation that turns the mesh upright, facing +z, for the camera (None: as it is)."""
         if faces is None or len(faces) == 0:
             raise TalkingFacesError("The identity has no faces to render; give a mesh file with triangles (OBJ, PLY or NPZ).")
         self.backend = use_backend(gl)
@@ -136,6 +137,8 @@ class FaceRenderer:
         from OpenGL import GL
 
         self._gl = GL
+        self._view = None if view is None else np.asarray(view, dtype=np.float32)
+        neutral = self._turned(neutral)
         self._flags = pyrender.RenderFlags.FLAT  # unlit shader: colours come lit from shade_vertices
         self._faces = facing_camera(neutral, np.ascontiguousarray(faces, dtype=np.int64))
         self._incidence = vertex_normals_operator(self._faces, neutral.shape[0])
@@ -178,11 +181,14 @@ class FaceRenderer:
 
         Pure numpy, no GL: safe to run on another thread than `draw`.
         """
-        positions = np.ascontiguousarray(vertices, dtype=np.float32)
+        positions = np.ascontiguousarray(self._turned(vertices), dtype=np.float32)
         vertex_data = np.empty((positions.shape[0], 7), dtype=np.float32)
         vertex_data[:, :3] = positions
         vertex_data[:, 3:] = shade_vertices(smooth_normals(positions, self._faces, self._incidence), self._albedo)
         return vertex_data
+
+    def _turned(self, vertices: np.ndarray) -> np.ndarray:
+        return vertices if self._view is None else vertices @ self._view.T
 
     def draw(self, vertex_data: np.ndarray) -> np.ndarray:
         """The `(size, size, 3)` uint8 image of a vertex buffer from `prepare`."""

@@ -10,8 +10,11 @@ identity's millimetres and rescaled by the distance between the eyes. See docs/r
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import sparse
@@ -20,7 +23,10 @@ from scipy.spatial import cKDTree
 
 from .aus import AU_INDEX, AU_NAMES, MIRROR_PAIRS, NUM_AUS
 from .basis import AUBasis
-from .character import mesh_digest
+from .character import is_default_character, mesh_digest
+from .errors import TalkingFacesError
+from .head_frame import HeadFrame
+from .head_landmarks import HeadAnalysis, analyse_head, read_landmarks_file
 from .identity import Identity
 from .landmarks import Landmarks, find_landmarks, mesh_adjacency
 
@@ -166,12 +172,16 @@ def _side_weight(d_first: np.ndarray, d_second: np.ndarray, band: float) -> np.n
     return smoothstep(-1.0, 1.0, diff / width)
 
 
-def _prepare(points: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -> _Face:
+def _prepare(points: np.ndarray, faces: np.ndarray, landmarks: Landmarks, parts: "_Parts | None" = None) -> _Face:
     """The shared weights of a mesh `(V, 3)`: mouth and lid sides, jaw, mirror map."""
     mm = landmarks.eye_distance / REFERENCE_EYE_DISTANCE * 1e-3
     lm, n = landmarks.points, len(points)
     skin = np.ones(n)
     skin[np.concatenate([landmarks.indices["eyeball_l"], landmarks.indices["eyeball_r"]])] = 0.0
+    lower_teeth = np.zeros(n)  # lower teeth, gums and tongue turn rigidly with the jaw
+    if parts is not None:
+        skin[parts.lower_jaw] = skin[parts.static] = skin[parts.attached] = 0.0
+        lower_teeth[parts.lower_jaw] = 1.0
     adjacency = mesh_adjacency(n, faces).tocoo()
     lengths = np.linalg.norm(points[adjacency.row] - points[adjacency.col], axis=1)
     graph = sparse.csr_matrix((lengths, (adjacency.row, adjacency.col)), shape=(n, n))
@@ -206,7 +216,7 @@ def _prepare(points: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -> _Fa
     # Mirror partners are matched within parts (skin/eyeball, upper/lower lip), which touch on FLAME.
     parts = np.stack([upper * 10 * mm, (1.0 - skin) * 100 * landmarks.eye_distance], axis=1)
     mirror = mirror_map(points, landmarks.symmetry_x, parts)
-    return _Face(points, landmarks, mm, skin, outward, upper, jaw * skin, upper_lid, lower_lid, mirror)
+    return _Face(points, landmarks, mm, skin, outward, upper, jaw * skin + lower_teeth, upper_lid, lower_lid, mirror)
 
 
 def _term_field(face: _Face, term: Term) -> np.ndarray:
@@ -291,10 +301,57 @@ def _raw_fields(face: _Face) -> dict[str, np.ndarray]:
     return fields
 
 
-def rig_offsets(vertices: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -> np.ndarray:
-    """The 32 AU displacement fields `(32, V, 3)` float32 of a mesh with known landmarks."""
+@dataclass(frozen=True)
+class _Parts:
+    """Vertices of the parts that are neither skin nor eyeballs, by how they move (each `(n,)` int64)."""
+
+    lower_jaw: np.ndarray  # lower teeth and gums, tongue: rigid with the jaw
+    static: np.ndarray  # upper teeth and gums: fixed to the skull
+    attached: np.ndarray  # lashes, brows and other shells on the skin: follow the nearest skin vertex
+
+
+def classify_parts(points: np.ndarray, faces: np.ndarray, landmarks: Landmarks, others: np.ndarray) -> _Parts:
+    """Sort the vertices `others` of a mesh `(V, 3)` into jaw-borne, static and skin-borne parts.
+
+    A part (connected component) whose centre lies within 0.9 eye distances of the mouth and
+    behind the lips is in the mouth: its vertices below the lip line ride on the jaw (all of it
+    when 80 % lie below, none when under 20 %); any other part rides on the skin.
+    """
+    from .landmarks import connected_components
+
+    lm = landmarks.points
+    mouth = _point(landmarks, "mouth_centre")
+    distance = landmarks.eye_distance
+    lower, static, attached = [], [], []
+    is_other = np.zeros(len(points), bool)
+    is_other[others] = True
+    for comp in connected_components(len(points), faces):
+        if not is_other[comp].all():
+            continue
+        centre = points[comp].mean(axis=0)
+        if np.linalg.norm(centre - mouth) < 0.9 * distance and centre[2] < max(lm["upper_lip_centre"][2], lm["lower_lip_centre"][2]):
+            below = points[comp, 1] < mouth[1]
+            share = below.mean()
+            below = np.full(len(comp), share > 0.8) if share > 0.8 or share < 0.2 else below
+            lower.append(comp[below])
+            static.append(comp[~below])
+        else:
+            attached.append(comp)
+    loose = np.setdiff1d(others, np.concatenate([*lower, *static, *attached]) if (lower or static or attached) else [])
+    attached.append(loose)  # vertices in no face
+    cat = lambda arrays: np.concatenate(arrays).astype(np.int64) if arrays else np.zeros(0, np.int64)  # noqa: E731
+    return _Parts(cat(lower), cat(static), cat(attached))
+
+
+def rig_offsets(vertices: np.ndarray, faces: np.ndarray, landmarks: Landmarks, others: np.ndarray | None = None) -> np.ndarray:
+    """The 32 AU displacement fields `(32, V, 3)` float32 of a mesh with known landmarks.
+
+    `others (n,)`: vertices of parts that are neither skin nor eyeballs (teeth, tongue, lashes),
+    moved as `classify_parts` sorts them: with the jaw, not at all, or with the nearest skin.
+    """
     points = np.asarray(vertices, dtype=np.float64)
-    face = _prepare(points, faces, landmarks)
+    parts = classify_parts(points, faces, landmarks, others) if others is not None and len(others) else None
+    face = _prepare(points, faces, landmarks, parts)
     fields = _raw_fields(face)
     mirror = face.mirror
     eyeballs = face.skin == 0.0
@@ -312,6 +369,10 @@ def rig_offsets(vertices: np.ndarray, faces: np.ndarray, landmarks: Landmarks) -
         offsets[k] = field
     for left, right in MIRROR_PAIRS:
         offsets[AU_INDEX[right]] = mirror_field(offsets[AU_INDEX[left]], mirror)
+    if parts is not None and len(parts.attached):
+        skin = np.flatnonzero(face.skin > 0)
+        nearest = skin[cKDTree(points[skin]).query(points[parts.attached])[1]]
+        offsets[:, parts.attached] = offsets[:, nearest]
     return offsets.astype(np.float32)
 
 
@@ -324,16 +385,50 @@ _CACHE: OrderedDict[str, AUBasis] = OrderedDict()
 _CACHE_SIZE = 4
 
 
-def build_rig_basis(identity: Identity) -> AUBasis:
-    """The procedural AU basis `(32, V, 3)` of an identity (the default character or any FLAME mesh).
+def _is_upright_flame(identity: Identity) -> bool:
+    """FLAME topology in FLAME's own frame (metres, y up, facing +z), where the FLAME detector applies."""
+    if not identity.is_flame or identity.faces is None:
+        return False
+    from .head_frame import detect_head_frame
+    from .landmarks import connected_components
 
-    Landmarks are bundled for the default character and detected for FLAME; other meshes raise a
-    TalkingFacesError that points to --au-basis. Results are cached per mesh content.
+    try:
+        return detect_head_frame(identity.vertices, connected_components(identity.num_vertices, identity.faces)[0]).is_canonical
+    except TalkingFacesError:
+        return True  # let the FLAME detector say what it cannot find
+
+
+def analyse_identity(identity: Identity, landmarks_file: str | Path | None = None) -> HeadAnalysis:
+    """Frame, landmarks and extra parts of an identity: bundled for the default character, detected
+    for FLAME (metres, y up), and detected in a normalised frame for any other head (`head_landmarks`).
+    `landmarks_file` gives points by hand (`--landmarks FILE.json`)."""
+    if landmarks_file is None and (is_default_character(identity.vertices) or _is_upright_flame(identity)):
+        landmarks = find_landmarks(identity.vertices, identity.faces)
+        return HeadAnalysis(HeadFrame.identity(), landmarks, np.zeros(0, np.int64))
+    given = read_landmarks_file(landmarks_file, identity.vertices) if landmarks_file is not None else None
+    return analyse_head(identity, given)
+
+
+def build_rig_basis(identity: Identity, landmarks_file: str | Path | None = None, analysis: HeadAnalysis | None = None) -> AUBasis:
+    """The procedural AU basis `(32, V, 3)` of any head, in the head's own units, axes and vertex order.
+
+    The fields are built in the canonical frame (metres, y up, facing +z) from the landmarks of
+    `analyse_identity` (or `analysis`, when the caller has it already) and rotated and scaled back.
+    Heads whose landmarks cannot be found raise a TalkingFacesError that says which ones and how to
+    give them. One-line notes (welded lips) are issued as `warnings.warn`. Results are cached per
+    mesh content and landmarks file.
     """
     key = mesh_digest(identity.vertices, identity.faces)
-    if key not in _CACHE:
-        landmarks = find_landmarks(identity.vertices, identity.faces)
-        offsets = rig_offsets(identity.vertices, identity.faces, landmarks)
+    if landmarks_file is not None:
+        key += hashlib.sha1(Path(landmarks_file).read_bytes()).hexdigest() if Path(landmarks_file).is_file() else str(landmarks_file)
+    if analysis is not None or key not in _CACHE:
+        analysis = analysis or analyse_identity(identity, landmarks_file)
+        for note in analysis.warnings:
+            warnings.warn(note, stacklevel=2)
+        points = analysis.frame.to_canonical(identity.vertices)
+        offsets = rig_offsets(points, identity.faces, analysis.landmarks, analysis.others)
+        if not analysis.frame.is_canonical:
+            offsets = analysis.frame.to_user(offsets).astype(np.float32)
         _CACHE[key] = AUBasis(offsets=offsets, template=identity.vertices.astype(np.float32), source=RIG_SOURCE)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)

@@ -90,7 +90,7 @@ def render_mp4(
     if renderer is None:
         check_size(size)
         neutral = animation.vertices[0] if animation.neutral is None else animation.neutral
-        with FaceRenderer(neutral, animation.faces, size=size, gl=gl, albedo=animation.albedo) as own:
+        with FaceRenderer(neutral, animation.faces, size=size, gl=gl, albedo=animation.albedo, view=animation.view) as own:
             render_mp4(animation, out, on_frame=on_frame, sample=sample, renderer=own, on_chunk=on_chunk)
         return
     chunks = animation.chunks(sample)

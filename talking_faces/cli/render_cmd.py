@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from talking_faces.emotion import SPEC_GRAMMAR
 from talking_faces.errors import TalkingFacesError
+from talking_faces.exporters import EXPORT_HELP, check_export_path
 
 from .common import SAMPLER_HELP, SAMPLES_HELP, SEED_HELP, STEPS_HELP, VQVAE_HELP, app, console, model_options
 
@@ -91,18 +92,24 @@ def render(
     sampler: Optional[str] = typer.Option(None, help=SAMPLER_HELP),
     steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),
     vqvae: Optional[Path] = typer.Option(None, help=VQVAE_HELP),
+    landmarks: Optional[Path] = typer.Option(None, help="Landmarks JSON for the rig of your own head (see `talkface landmarks`)."),
+    export: Optional[list[Path]] = typer.Option(None, help=EXPORT_HELP),
 ) -> None:
     from talking_faces.gl import use_backend
+    from talking_faces.atomic import check_output_writable
 
     out = out if out is not None else default_output(audio)
     inputs = (("audio", audio), ("--identity", identity), ("--au-basis", au_basis), ("--aublendnet", aublendnet),
-              ("--codebook", codebook), ("--checkpoint", checkpoint), ("--vqvae", vqvae))
+              ("--codebook", codebook), ("--checkpoint", checkpoint), ("--vqvae", vqvae), ("--landmarks", landmarks))
     check_options(audio, out, save_vertices, emotion, model, device, size, inputs)
+    exports = export or []
+    for path in exports:
+        check_output_writable(check_export_path(path, inputs=tuple(p for _, p in inputs)))
     use_backend(gl)  # a missing OpenGL library fails now, not after the animation
 
     from talking_faces.appearance import vertex_albedo
     from talking_faces.atomic import staged_outputs
-    from talking_faces.pipeline import load_identity_or_default, render_sample, sample_path, stream_animation
+    from talking_faces.pipeline import load_identity_or_default, render_sample, sample_path, stream_animation, view_rotation
     from talking_faces.render import FaceRenderer
     from talking_faces.threads import Background
 
@@ -113,7 +120,8 @@ def render(
             "pass the mesh as OBJ, PLY or NPZ with its triangles."
         )
     albedo = vertex_albedo(face.vertices, face.faces)  # eyes and lips, from the identity's landmarks, once
-    with _stage_progress() as progress, staged_outputs() as stage:
+    # Exports join the stage (gather): every output of the run appears together, or none does.
+    with _stage_progress() as progress, staged_outputs(gather=bool(exports)) as stage:
         stages = progress.add_task("Starting", total=None)
 
         def stage_name(name: str) -> None:
@@ -123,9 +131,10 @@ def render(
             audio, identity=face, emotion=emotion, model=model, checkpoint=checkpoint, au_basis=au_basis,
             aublendnet=aublendnet, codebook=codebook, style=style, text=text, fps=fps, device=device, stage=stage_name,
             seed=seed, num_samples=num_samples, model_options=model_options(sampler, steps, vqvae), albedo=albedo,
+            landmarks=landmarks, exports=bool(exports),
         ), name="talkface-speech")
         # The GL context and shaders are built while the speech is analysed.
-        with FaceRenderer(face.vertices, face.faces, size=size, gl=gl, albedo=albedo) as renderer:
+        with FaceRenderer(face.vertices, face.faces, size=size, gl=gl, albedo=albedo, view=view_rotation(face)) as renderer:
             animation = speech.result()
             progress.update(stages, description="Animation ready", total=1, completed=1)
             for k in range(animation.num_samples):
@@ -134,5 +143,21 @@ def render(
                 vertices = None if save_vertices is None else stage.path(sample_path(save_vertices, k))
                 render_sample(animation, stage.path(sample_path(out, k)), renderer, vertices, sample=k,
                               on_frame=lambda: progress.advance(frames))
+        if exports:
+            _export(exports, face, animation, audio, landmarks)
     more = f" and {sample_path(out, 1).name} .. {sample_path(out, num_samples - 1).name}" if num_samples > 1 else ""
     console.print(f"[green]wrote[/] {out}{more} ({animation.num_frames} frames, {animation.duration:.2f} s)")
+
+
+def _export(paths: list[Path], face, animation, audio: Path, landmarks: Path | None) -> None:
+    """Write `--export` files of every sample (sample k > 0 to `<stem>_sample<k>`), AU curves on the animation's basis."""
+    from talking_faces.audio import load_audio
+    from talking_faces.exporters import export_animation
+    from talking_faces.pipeline import sample_path
+
+    speech = load_audio(audio)
+    for k in range(animation.num_samples):
+        au_weights, speech_offsets = animation.curves(k)
+        for report in export_animation([sample_path(p, k) for p in paths], face, animation.basis, animation.fps,
+                                       au_weights, speech_offsets, speech, landmarks_file=landmarks):
+            console.print(f"[green]wrote[/] {report.path}" + (f" ({report.note})" if report.note else ""))
