@@ -206,7 +206,10 @@ def main() -> None:
     if sys.argv[1:2] and sys.argv[1] in FAST_EXIT_COMMANDS:
         # Tearing down the interpreter after torch and pyrender costs about 0.9 CPU-s and does
         # nothing for these commands: their files are closed and renamed, ffmpeg waited for.
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except OSError:  # a closed pipe (`talkface render ... | head`): nothing left to say
+                pass
         os._exit(status)
     sys.exit(status)
