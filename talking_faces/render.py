@@ -156,17 +156,32 @@ def project_points(points: np.ndarray, camera_to_world: np.ndarray, size: int, y
     return np.stack([x, y], axis=1)
 
 
+def enclosed(covered: np.ndarray) -> np.ndarray:
+    """`(H, W)` bool: pixels not `covered` that lie between covered pixels along both their row and column.
+
+    A cheap stand-in for hole filling that finds the openings of a face (an open mouth) in a frame.
+    """
+    def between(mask: np.ndarray) -> np.ndarray:  # along axis 1
+        width = mask.shape[1]
+        first = np.argmax(mask, axis=1)[:, None]
+        last = width - 1 - np.argmax(mask[:, ::-1], axis=1)[:, None]
+        columns = np.arange(width)[None, :]
+        return (columns > first) & (columns < last) & mask.any(axis=1)[:, None]
+
+    return between(covered) & between(covered.T).T & ~covered
+
+
 def composite(rgba: np.ndarray, background: np.ndarray) -> np.ndarray:
     """`(H, W, 3)` uint8: a rendered `(H, W, 4)` frame over a background, `(H, W, 3)` or `(3,)` uint8.
 
     Coverage is 0 or 255 (no multisampling). Openings enclosed by the face (an open mouth, which has
     no inside) show `INTERIOR`, not the background.
     """
-    from scipy.ndimage import binary_fill_holes
-
     covered = rgba[:, :, 3] > 0
-    out = np.where(covered[:, :, None], rgba[:, :, :3], background)
-    out[binary_fill_holes(covered) & ~covered] = INTERIOR
+    out = np.empty(rgba.shape[:2] + (3,), dtype=np.uint8)
+    out[:] = background
+    np.copyto(out, rgba[:, :, :3], where=covered[:, :, None])
+    out[enclosed(covered)] = INTERIOR
     return out
 
 
@@ -225,18 +240,26 @@ class FaceRenderer:
         `background`: an RGB colour `(3,)` in [0, 1], or a `(size, size, 3)` uint8 image put behind
         the face. Without them the frame looks as the renderer was made.
         """
+        if background is None:
+            self._upload(vertices, albedo, lighting)
+            return self._draw()
+        background = np.asarray(background)
+        if background.ndim == 1:
+            background = np.round(np.clip(background, 0.0, 1.0) * 255).astype(np.uint8)
+        return composite(self.render_rgba(vertices, albedo=albedo, lighting=lighting), background)
+
+    def render_rgba(self, vertices: np.ndarray, *, albedo: np.ndarray | None = None, lighting: Lighting | None = None) -> np.ndarray:
+        """`render` without a background: `(size, size, 4)` uint8 RGBA, alpha 255 on the face and 0 elsewhere
+        (see `composite`)."""
+        self._upload(vertices, albedo, lighting)
+        return self._draw(clear=(0.0, 0.0, 0.0, 0.0), alpha=True)
+
+    def _upload(self, vertices: np.ndarray, albedo: np.ndarray | None, lighting: Lighting | None) -> None:
         gl = self._gl
         self._fill(vertices, albedo, lighting)
         self._renderer._platform.make_current()
         gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self._primitive._buffers[0])
         gl.glBufferSubData(gl.GL_ARRAY_BUFFER, 0, self._vertex_data.nbytes, self._vertex_data)
-        if background is None:
-            return self._draw()
-        background = np.asarray(background)
-        if background.ndim == 1:
-            background = np.round(np.clip(background, 0.0, 1.0) * 255).astype(np.uint8)
-        rgba = self._draw(clear=(0.0, 0.0, 0.0, 0.0), alpha=True)
-        return composite(rgba, background)
 
     def frame(self, vertices: np.ndarray) -> None:
         """Aim the camera at the bounding box of `(V, 3)` vertices (any points: the part to fill the frame)."""

@@ -103,17 +103,14 @@ def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
 
 
 def background_image(background: tuple[str, np.ndarray, int], size: int) -> np.ndarray:
-    """`(3,)` colour for a solid background, else a `(size, size, 3)` uint8 image (gradient or smooth blobs)."""
+    """`(3,)` colour for a solid background, else a `(size, size, 3)` uint8 image: `gradient`, a
+    bilinear blend of random corner colours, or `blobs`, a bicubic blend of a random 4 x 4 grid."""
+    from PIL import Image
+
     kind, colours, seed = background
     if kind == "solid":
         return colours[0]
-    if kind == "gradient":
-        angle = np.random.default_rng(seed).uniform(0, 2 * math.pi)
-        axis = np.linspace(-0.5, 0.5, size)
-        t = np.clip(0.5 + math.cos(angle) * axis[None, :] + math.sin(angle) * axis[:, None], 0.0, 1.0)[..., None]
-        return ((colours[0] * (1 - t) + colours[1] * t) * 255).astype(np.uint8)
-    from PIL import Image
-
-    coarse = np.random.default_rng(seed).uniform(0.0, 1.0, (4, 4, 1))
-    grid = ((colours[0] * (1 - coarse) + colours[1] * coarse) * 255).astype(np.uint8)
-    return np.asarray(Image.fromarray(grid).resize((size, size), Image.BICUBIC))
+    cells, resample = (2, Image.BILINEAR) if kind == "gradient" else (4, Image.BICUBIC)
+    mix = np.random.default_rng(seed).uniform(0.0, 1.0, (cells, cells, 1))
+    grid = np.round((colours[0] * (1 - mix) + colours[1] * mix) * 255).astype(np.uint8)
+    return np.asarray(Image.fromarray(grid).resize((size, size), resample))
