@@ -90,11 +90,12 @@ class AUPrior:
         return float(rng.uniform(low, high))
 
     def _shared_level(self, rng: np.random.Generator, aus: dict[str, float], weights: np.ndarray) -> None:
-        """Set `aus` (AU -> relative weight) at one shared level, jittered per AU, in [0.05, 1]."""
+        """Set `aus` (AU -> relative weight, e.g. contempt's half AU12) at one shared level, jittered per AU,
+        within [0.05, 1]."""
         level = self._level_weight(rng)
         for au, scale in aus.items():
             jitter = rng.uniform(-self.level_jitter, self.level_jitter)
-            weights[AU_INDEX[au]] = max(weights[AU_INDEX[au]], float(np.clip(level + jitter, LEVELS["A"][0], 1.0)) * scale)
+            weights[AU_INDEX[au]] = max(weights[AU_INDEX[au]], float(np.clip(level * scale + jitter, LEVELS["A"][0], 1.0)))
 
     def _draw_neutral(self, rng: np.random.Generator) -> np.ndarray:
         return np.zeros(NUM_AUS)
