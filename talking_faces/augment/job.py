@@ -281,14 +281,16 @@ def run_augment(
     record = manifest(options, prior, sources, names)
     _check_resumable(out, record)
     identities = []
-    for k, source in enumerate(sources):  # built here first, so bad inputs fail before any image
-        identity = source.build()
-        identity.name = names[k]
-        if options.save_meshes:
-            _save_identity(out / IDENTITIES / identity.name, identity)
-        if options.landmarks or workers == 1 and ray_address is None:
-            identities.append(identity)
+    for k, source in enumerate(sources):  # built here first, so bad inputs fail before any file is written
+        identities.append(source.build())
+        identities[-1].name = names[k]
         (on_identity or (lambda done, total: None))(k + 1, len(sources))
+    if options.save_meshes:
+        for identity in identities:
+            _save_identity(out / IDENTITIES / identity.name, identity)
+    serial = workers == 1 and ray_address is None
+    if not (serial or options.landmarks):
+        identities = []  # the workers build their own
     _write_json(out / MANIFEST, {**record, "complete": False})
 
     samples = [plan_sample(i, options.seed, len(sources), prior, options.views) for i in range(options.count)]
@@ -297,7 +299,6 @@ def run_augment(
     for index in range(len(sources)):
         mine = tuple(s for s in todo if s.identity == index)
         tasks += [(index, mine[i: i + options.chunk]) for i in range(0, len(mine), options.chunk)]
-    serial = workers == 1 and ray_address is None
     spec = RenderSpec(tuple(sources), tuple(names), str(out), options, tuple(identities) if serial else None)
     done = len(samples) - len(todo)
     progress = on_progress or (lambda done, total: None)
