@@ -243,3 +243,30 @@ def test_cli_bad_input_exits_2(tmp_path, monkeypatch, capsys):
     assert exit_info.value.code == 2
     assert "--au-basis applies to --identity" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_renderer_options_default_to_the_plain_frame():
+    from talking_faces.render import BACKGROUND, DEFAULT_LIGHTING, INTERIOR, enclosed
+
+    head = load_default_character()
+    with FaceRenderer(head.vertices, head.faces, size=64) as renderer:
+        plain = renderer.render(head.vertices)
+        np.testing.assert_array_equal(renderer.render(head.vertices, lighting=DEFAULT_LIGHTING), plain)
+        rgba = renderer.render_rgba(head.vertices)
+        on_colour = renderer.render(head.vertices, background=np.asarray(BACKGROUND))
+    np.testing.assert_array_equal(rgba[rgba[:, :, 3] > 0][:, :3], plain[rgba[:, :, 3] > 0])
+    holes = enclosed(rgba[:, :, 3] > 0)
+    np.testing.assert_array_equal(on_colour[~holes], plain[~holes])
+    assert (on_colour[holes] == INTERIOR).all()
+
+
+def test_enclosed_finds_only_openings():
+    from talking_faces.render import enclosed
+
+    mask = np.zeros((8, 9), dtype=bool)
+    mask[1:7, 1:8] = True
+    mask[3:5, 3:6] = False  # an opening
+    mask[2, 0:3] = False  # a notch open to the outside along its row
+    expected = np.zeros_like(mask)
+    expected[3:5, 3:6] = True
+    np.testing.assert_array_equal(enclosed(mask), expected)
