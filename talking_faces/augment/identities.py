@@ -265,9 +265,9 @@ class FlameSource:
         return f"flame_{self.variant:03d}"
 
     def build(self) -> FaceIdentity:
-        from talking_faces.data.flame import flame_pose, flame_vertices, load_flame_model
+        from talking_faces.data.flame import flame_pose, flame_vertices
 
-        model = _flame_model(self.model, load_flame_model)
+        model = _flame_model(self.model)
         rng = np.random.default_rng([self.seed, 2, self.variant])
         shape = rng.normal(0.0, FLAME_SHAPE_SIGMA, FLAME_SHAPE_COMPONENTS)
         vertices = flame_vertices(model, shape, np.zeros((1, 0)), flame_pose(np.zeros((1, 3))))[0].astype(np.float32)
@@ -276,13 +276,11 @@ class FlameSource:
         return assemble(self.name, vertices, identity.faces, basis.offsets, _landmarks_or_none(vertices, identity.faces))
 
 
-_FLAME_MODELS: dict[str, object] = {}
+@lru_cache(maxsize=2)
+def _flame_model(path: str):
+    from talking_faces.data.flame import load_flame_model
 
-
-def _flame_model(path: str, loader):
-    if path not in _FLAME_MODELS:
-        _FLAME_MODELS[path] = loader(path)
-    return _FLAME_MODELS[path]
+    return load_flame_model(path)
 
 
 IdentitySource = CharacterSource | MeshSource | AUBlendSetSource | FlameSource

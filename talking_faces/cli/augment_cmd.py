@@ -15,6 +15,11 @@ from .common import app, console
 DEFAULT_CHARACTERS = 16
 
 
+def text(path: Optional[Path]) -> Optional[str]:
+    """Identity sources hold paths as plain strings: picklable for workers, JSON for the manifest."""
+    return None if path is None else str(path)
+
+
 @app.command(help="Render an AU-labelled image set for training AU detectors: many identities, sparse AU "
                   "combinations with exact labels, varied head poses, lights, skin tones and backgrounds. "
                   "Reruns with the same options resume; see docs/augment.md.")
@@ -51,7 +56,6 @@ def augment(
         raise TalkingFacesError("AUBlendNet needs both checkpoints: --aublendnet STAGE2 and --codebook STAGE1.")
     if au_basis is not None and not identity:
         raise TalkingFacesError("--au-basis applies to --identity meshes; give one, or use --aublendset for AUBlendSet identities.")
-    text = lambda path: None if path is None else str(path)  # noqa: E731 (sources hold plain strings: picklable, JSON)
     sources: list = [MeshSource(str(p), text(au_basis), text(aublendnet), text(codebook)) for p in identity]
     if aublendset is not None:
         faces_from = faces if faces is not None else next((p for p in identity), None)
