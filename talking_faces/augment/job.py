@@ -82,7 +82,8 @@ def manifest(options: AugmentOptions, prior: AUPrior, sources: list[IdentitySour
 
 def _comparable(record: dict) -> str:
     kept = {k: record.get(k) for k in ("seed", "options", "prior", "identities")}
-    kept["options"] = {k: v for k, v in (kept["options"] or {}).items() if k not in ("gl", "chunk")}  # look the same
+    # The GL backend and the task size change how a set is made, not what it holds.
+    kept["options"] = {k: v for k, v in (kept["options"] or {}).items() if k not in ("gl", "chunk")}
     return json.dumps(json.loads(json.dumps(kept, default=_jsonable)), sort_keys=True)
 
 

@@ -16,8 +16,9 @@ DEFAULT_CHARACTERS = 16
 
 
 def text(path: Optional[Path]) -> Optional[str]:
-    """Identity sources hold paths as plain strings: picklable for workers, JSON for the manifest."""
-    return None if path is None else str(path)
+    """Identity sources hold absolute paths as plain strings: picklable for workers, JSON for the manifest,
+    and the same when a run is resumed from another folder."""
+    return None if path is None else str(path.resolve())
 
 
 @app.command(help="Render an AU-labelled image set for training AU detectors: many identities, sparse AU "
@@ -56,12 +57,12 @@ def augment(
         raise TalkingFacesError("AUBlendNet needs both checkpoints: --aublendnet STAGE2 and --codebook STAGE1.")
     if au_basis is not None and not identity:
         raise TalkingFacesError("--au-basis applies to --identity meshes; give one, or use --aublendset for AUBlendSet identities.")
-    sources: list = [MeshSource(str(p), text(au_basis), text(aublendnet), text(codebook)) for p in identity]
+    sources: list = [MeshSource(text(p), text(au_basis), text(aublendnet), text(codebook)) for p in identity]
     if aublendset is not None:
         faces_from = faces if faces is not None else next((p for p in identity), None)
-        sources += [AUBlendSetSource(str(p), text(faces_from)) for p in aublendset_paths(aublendset)]
+        sources += [AUBlendSetSource(text(p), text(faces_from)) for p in aublendset_paths(aublendset)]
     if flame_model is not None:
-        sources += [FlameSource(str(flame_model), seed, k, text(aublendnet), text(codebook)) for k in range(flame_heads)]
+        sources += [FlameSource(text(flame_model), seed, k, text(aublendnet), text(codebook)) for k in range(flame_heads)]
     if characters is None:
         characters = 0 if sources else DEFAULT_CHARACTERS
     sources = [CharacterSource(seed, k) for k in range(characters)] + sources
