@@ -16,6 +16,7 @@ from the plan, so they are written whole at the end and a resumed run only rende
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -171,7 +172,7 @@ class _Renderer:
     def renderer(self, identity: FaceIdentity):
         from talking_faces.render import FaceRenderer
 
-        key = (identity.neutral.shape, identity.faces.shape, identity.faces[: 64].tobytes())
+        key = (len(identity.neutral), hashlib.sha1(np.ascontiguousarray(identity.faces).tobytes()).hexdigest())  # topology
         if key not in self.renderers:
             self.renderers[key] = FaceRenderer(identity.neutral, identity.faces, size=self.spec.options.size,
                                                gl=self.spec.options.gl, albedo=identity.albedo)
