@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import TalkingFacesError
-from .landmarks import find_landmarks
+from .landmarks import Landmarks, find_landmarks
 
 # Linear RGB albedos.
 SKIN = np.array([0.72, 0.42, 0.30], dtype=np.float32)
@@ -41,17 +41,18 @@ def lip_tint(vertices: np.ndarray, lip_loop: np.ndarray, eye_distance: float) ->
     return falloff * falloff * (3.0 - 2.0 * falloff)
 
 
-def vertex_albedo(vertices: np.ndarray, faces: np.ndarray | None) -> np.ndarray:
+def vertex_albedo(vertices: np.ndarray, faces: np.ndarray | None, landmarks: Landmarks | None = None) -> np.ndarray:
     """Base colours `(V, 3)` float32 in linear RGB for a neutral mesh `(V, 3)`.
 
-    Meshes whose landmarks are known (the default character, any FLAME head) get eyes and lips;
-    any other mesh is plain skin.
+    Meshes whose landmarks are known (given, or found: the default character, any FLAME head) get
+    eyes and lips; any other mesh is plain skin.
     """
     albedo = np.repeat(SKIN[None], vertices.shape[0], axis=0)
-    try:
-        landmarks = find_landmarks(vertices, faces)
-    except TalkingFacesError:
-        return albedo
+    if landmarks is None:
+        try:
+            landmarks = find_landmarks(vertices, faces)
+        except TalkingFacesError:
+            return albedo
     weight = lip_tint(vertices, landmarks.indices["inner_lip_loop"], landmarks.eye_distance)
     albedo += weight[:, None] * (LIPS - SKIN)
     for side in ("l", "r"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import closing
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse
@@ -18,6 +19,7 @@ from .threads import prefetch
 FIELD_OF_VIEW = math.radians(20.0)
 FRAME_MARGIN = 1.1  # room around the mesh for jaw drops
 BACKGROUND = (0.17, 0.18, 0.21)
+INTERIOR = (34, 18, 18)  # uint8 RGB seen through openings when a background is put behind the face
 # (direction towards the light, intensity): key upper left, fill right and low, rim from behind above.
 LIGHTS = (
     ((-0.65, 0.45, 0.60), 2.6),
@@ -76,32 +78,64 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
 
 
-LIGHT_DIRECTIONS = _unit(np.array([towards for towards, _ in LIGHTS], dtype=np.float32))  # (L, 3)
-LIGHT_INTENSITIES = np.array([intensity for _, intensity in LIGHTS], dtype=np.float32)  # (L,)
-# The camera looks down -z from far away (the face spans about 20 degrees), so every vertex sees it
-# along +z, and the Blinn-Phong halfway vectors are constants.
-HALFWAY = _unit(LIGHT_DIRECTIONS + np.array([0.0, 0.0, 1.0], dtype=np.float32))  # (L, 3)
+@dataclass(frozen=True)
+class Lighting:
+    """Directional lights fixed to the camera, and ambient light.
+
+    Attributes:
+        directions: `(L, 3)` unit vectors towards each light (camera frame: +z towards the viewer).
+        intensities: `(L,)` radiant intensity of each light.
+        ambient: ambient term added to every vertex's diffuse factor.
+    """
+
+    directions: np.ndarray
+    intensities: np.ndarray
+    ambient: float = AMBIENT
+
+    @classmethod
+    def from_pairs(cls, lights: tuple[tuple[tuple[float, float, float], float], ...], ambient: float = AMBIENT) -> Lighting:
+        """Lights given as `((towards x, y, z), intensity)` pairs; the directions need not be unit."""
+        directions = _unit(np.array([towards for towards, _ in lights], dtype=np.float32))
+        return cls(directions, np.array([intensity for _, intensity in lights], dtype=np.float32), float(ambient))
+
+    @property
+    def halfway(self) -> np.ndarray:
+        """`(L, 3)` Blinn-Phong halfway vectors: the camera looks down -z from far away (the face spans
+        about 20 degrees), so every vertex sees it along +z and the halfway vectors are constants."""
+        return _unit(self.directions + np.array([0.0, 0.0, 1.0], dtype=np.float32))
 
 
-def shade_vertices(normals: np.ndarray, albedo: np.ndarray = SKIN) -> np.ndarray:
+DEFAULT_LIGHTING = Lighting.from_pairs(LIGHTS)
+LIGHT_DIRECTIONS = DEFAULT_LIGHTING.directions  # (L, 3)
+LIGHT_INTENSITIES = DEFAULT_LIGHTING.intensities  # (L,)
+HALFWAY = DEFAULT_LIGHTING.halfway  # (L, 3)
+
+
+def shade_vertices(normals: np.ndarray, albedo: np.ndarray = SKIN, lighting: Lighting = DEFAULT_LIGHTING) -> np.ndarray:
     """Lit sRGB colours `(V, 4)` float32 (alpha 1) of vertices with unit `(V, 3)` normals.
 
     `albedo` is the linear-RGB base colour, `(3,)` for the whole mesh or `(V, 3)` per vertex.
 
-    Lambert diffuse plus a Blinn-Phong highlight for each of LIGHTS, and ambient, in linear RGB, then
-    gamma-encoded. The GPU interpolates these colours across triangles (Gouraud shading): on a CPU
-    rasteriser this is about 5 times faster than pyrender's per-pixel PBR shader.
+    Lambert diffuse plus a Blinn-Phong highlight for each light of `lighting`, and ambient, in linear
+    RGB, then gamma-encoded. The GPU interpolates these colours across triangles (Gouraud shading): on
+    a CPU rasteriser this is about 5 times faster than pyrender's per-pixel PBR shader.
     """
-    lambert = np.maximum(normals @ LIGHT_DIRECTIONS.T, 0.0)  # (V, L)
-    highlight = np.maximum(normals @ HALFWAY.T, 0.0)
+    lambert = np.maximum(normals @ lighting.directions.T, 0.0)  # (V, L)
+    highlight = np.maximum(normals @ lighting.halfway.T, 0.0)
     for _ in range(int(math.log2(SHININESS))):  # highlight ** SHININESS, by squaring
         highlight *= highlight
     highlight *= lambert > 0
-    diffuse = AMBIENT + lambert @ (LIGHT_INTENSITIES / math.pi)
-    linear = albedo * diffuse[:, None] + (SPECULAR * highlight @ LIGHT_INTENSITIES)[:, None]
+    diffuse = lighting.ambient + lambert @ (lighting.intensities / math.pi)
+    linear = albedo * diffuse[:, None] + (SPECULAR * highlight @ lighting.intensities)[:, None]
     colours = np.ones((normals.shape[0], 4), dtype=np.float32)
     colours[:, :3] = np.clip(linear, 0.0, 1.0) ** (1 / GAMMA)
     return colours
+
+
+def clip_range(vertices: np.ndarray, distance: float) -> tuple[float, float]:
+    """Near and far clip distances for a camera `distance` from the centre of `(V, 3)` vertices."""
+    extent = float(np.ptp(vertices, axis=0).max())
+    return max(distance - 2 * extent, distance / 20), distance + 2 * extent
 
 
 def build_scene(neutral: np.ndarray):
@@ -110,10 +144,49 @@ def build_scene(neutral: np.ndarray):
 
     scene = pyrender.Scene(bg_color=(*BACKGROUND, 1.0))
     pose, distance = camera_pose(neutral)
-    extent = float(np.ptp(neutral, axis=0).max())
-    near, far = max(distance - 2 * extent, distance / 20), distance + 2 * extent
+    near, far = clip_range(neutral, distance)
     scene.add(pyrender.PerspectiveCamera(yfov=FIELD_OF_VIEW, aspectRatio=1.0, znear=near, zfar=far), pose=pose)
     return scene
+
+
+def project_points(points: np.ndarray, camera_to_world: np.ndarray, size: int, yfov: float = FIELD_OF_VIEW) -> np.ndarray:
+    """Pixel coordinates `(n, 2)` (x right, y down, pixel centres at .5) of `(n, 3)` world points
+    seen by a square pinhole camera with pose `camera_to_world (4, 4)` looking down its -z."""
+    world_to_camera = np.linalg.inv(camera_to_world)
+    local = points @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
+    focal = 0.5 * size / math.tan(yfov / 2)  # pixels
+    x = 0.5 * size + focal * local[:, 0] / -local[:, 2]
+    y = 0.5 * size - focal * local[:, 1] / -local[:, 2]
+    return np.stack([x, y], axis=1)
+
+
+def enclosed(covered: np.ndarray) -> np.ndarray:
+    """`(H, W)` bool: pixels not `covered` that lie between covered pixels along both their row and column.
+
+    A cheap stand-in for hole filling that finds the openings of a face (an open mouth) in a frame.
+    """
+    def between(mask: np.ndarray) -> np.ndarray:  # along axis 1
+        width = mask.shape[1]
+        first = np.argmax(mask, axis=1)[:, None]
+        last = width - 1 - np.argmax(mask[:, ::-1], axis=1)[:, None]
+        columns = np.arange(width)[None, :]
+        return (columns > first) & (columns < last) & mask.any(axis=1)[:, None]
+
+    return between(covered) & between(covered.T).T & ~covered
+
+
+def composite(rgba: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """`(H, W, 3)` uint8: a rendered `(H, W, 4)` frame over a background, `(H, W, 3)` or `(3,)` uint8.
+
+    Coverage is 0 or 255 (no multisampling). Openings enclosed by the face (an open mouth, which has
+    no inside) show `INTERIOR`, not the background.
+    """
+    covered = rgba[:, :, 3] > 0
+    out = np.empty(rgba.shape[:2] + (3,), dtype=np.uint8)
+    out[:] = background
+    np.copyto(out, rgba[:, :, :3], where=covered[:, :, None])
+    out[enclosed(covered)] = INTERIOR
+    return out
 
 
 class FaceRenderer:
@@ -121,7 +194,7 @@ class FaceRenderer:
 
     The GL context, scene, camera and mesh are made once; each frame only overwrites the mesh's
     vertex buffer with new positions and lit colours. The camera is framed on `neutral`, so all
-    frames share one view.
+    frames share one view (`frame` re-aims it, e.g. for another identity of the same topology).
     """
 
     def __init__(
@@ -138,13 +211,14 @@ class FaceRenderer:
 
         self._gl = GL
         self._view = None if view is None else np.asarray(view, dtype=np.float32)
-        neutral = self._turned(neutral)
+        upright = self._turned(neutral)
+        self.size = size
         self._flags = pyrender.RenderFlags.FLAT  # unlit shader: colours come lit from shade_vertices
-        self._faces = facing_camera(neutral, np.ascontiguousarray(faces, dtype=np.int64))
+        self._faces = facing_camera(upright, np.ascontiguousarray(faces, dtype=np.int64))
         self._incidence = vertex_normals_operator(self._faces, neutral.shape[0])
         self._albedo = SKIN if albedo is None else np.asarray(albedo, dtype=np.float32)
-        self.size = size
-        self._scene = build_scene(neutral)
+        self._lighting = DEFAULT_LIGHTING
+        self._scene = build_scene(upright)
         vertex_data = self.prepare(neutral)
         self._primitive = pyrender.Primitive(
             positions=vertex_data[:, :3].copy(), color_0=vertex_data[:, 3:].copy(),
@@ -161,9 +235,27 @@ class FaceRenderer:
             ) from None
         self._draw()  # uploads the mesh and compiles the shaders, so that frames only overwrite its buffer
 
-    def render(self, vertices: np.ndarray) -> np.ndarray:
-        """One frame of `(V, 3)` vertices as a `(size, size, 3)` uint8 RGB image."""
-        return self.draw(self.prepare(vertices))
+    def render(
+        self, vertices: np.ndarray, *, albedo: np.ndarray | None = None, lighting: Lighting | None = None,
+        background: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """One frame of `(V, 3)` vertices as a `(size, size, 3)` uint8 RGB image.
+
+        Optional, for this frame only: `albedo` `(3,)` or `(V, 3)` linear RGB, `lighting`, and
+        `background`: an RGB colour `(3,)` in [0, 1], or a `(size, size, 3)` uint8 image put behind
+        the face. Without them the frame looks as the renderer was made.
+        """
+        if background is None:
+            return self.draw(self.prepare(vertices, albedo, lighting))
+        background = np.asarray(background)
+        if background.ndim == 1:
+            background = np.round(np.clip(background, 0.0, 1.0) * 255).astype(np.uint8)
+        return composite(self.render_rgba(vertices, albedo=albedo, lighting=lighting), background)
+
+    def render_rgba(self, vertices: np.ndarray, *, albedo: np.ndarray | None = None, lighting: Lighting | None = None) -> np.ndarray:
+        """`render` without a background: `(size, size, 4)` uint8 RGBA, alpha 255 on the face and 0 elsewhere
+        (see `composite`)."""
+        return self.draw(self.prepare(vertices, albedo, lighting), clear=(0.0, 0.0, 0.0, 0.0), alpha=True)
 
     def render_chunks(self, chunks: Iterable[tuple[int, np.ndarray]]) -> Iterator[np.ndarray]:
         """`(size, size, 3)` uint8 images of every frame of `(start, (n, V, 3))` chunks, in order.
@@ -176,37 +268,72 @@ class FaceRenderer:
             for vertex_data in ready:
                 yield self.draw(vertex_data)
 
-    def prepare(self, vertices: np.ndarray) -> np.ndarray:
+    def prepare(self, vertices: np.ndarray, albedo: np.ndarray | None = None, lighting: Lighting | None = None) -> np.ndarray:
         """pyrender's interleaved vertex buffer `(V, 7)` float32 (position, lit RGBA) for `(V, 3)` vertices.
 
-        Pure numpy, no GL: safe to run on another thread than `draw`.
+        Pure numpy, no GL: safe to run on another thread than `draw`. `albedo` and `lighting`
+        replace the renderer's own for this frame.
         """
         positions = np.ascontiguousarray(self._turned(vertices), dtype=np.float32)
         vertex_data = np.empty((positions.shape[0], 7), dtype=np.float32)
         vertex_data[:, :3] = positions
-        vertex_data[:, 3:] = shade_vertices(smooth_normals(positions, self._faces, self._incidence), self._albedo)
+        normals = smooth_normals(positions, self._faces, self._incidence)
+        vertex_data[:, 3:] = shade_vertices(normals, self._albedo if albedo is None else albedo,
+                                            self._lighting if lighting is None else lighting)
         return vertex_data
 
     def _turned(self, vertices: np.ndarray) -> np.ndarray:
         return vertices if self._view is None else vertices @ self._view.T
 
-    def draw(self, vertex_data: np.ndarray) -> np.ndarray:
-        """The `(size, size, 3)` uint8 image of a vertex buffer from `prepare`."""
+    def draw(self, vertex_data: np.ndarray, clear: tuple[float, float, float, float] | None = None, alpha: bool = False) -> np.ndarray:
+        """The image of a vertex buffer from `prepare`: `(size, size, 3)` RGB, or RGBA with `alpha`, cleared to `clear`."""
         gl = self._gl
         self._renderer._platform.make_current()
         gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self._primitive._buffers[0])
         gl.glBufferSubData(gl.GL_ARRAY_BUFFER, 0, vertex_data.nbytes, vertex_data)
-        return self._draw()
+        return self._draw(clear, alpha)
 
-    def _draw(self) -> np.ndarray:
+    def frame(self, vertices: np.ndarray) -> None:
+        """Aim the camera at the bounding box of `(V, 3)` vertices (any points: the part to fill the frame)."""
+        pose, distance = camera_pose(vertices)
+        node = self._scene.main_camera_node
+        node.camera.znear, node.camera.zfar = clip_range(vertices, distance)
+        self._scene.set_pose(node, pose)
+
+    @property
+    def camera_to_world(self) -> np.ndarray:
+        """The `(4, 4)` pose of the camera, which looks down its -z."""
+        return self._scene.get_pose(self._scene.main_camera_node)
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Pixel coordinates `(n, 2)` (x right, y down) of `(n, 3)` points in this renderer's images."""
+        return project_points(np.asarray(points, dtype=np.float64), self.camera_to_world, self.size)
+
+    def _draw(self, clear: tuple[float, float, float, float] | None = None, alpha: bool = False) -> np.ndarray:
+        """The frame as `(size, size, 3)` RGB, or `(size, size, 4)` RGBA with `alpha`, cleared to `clear`."""
         # Back faces are culled (about 30% faster on CPU); facing_camera made the winding agree.
-        offscreen = self._renderer
-        if offscreen._platform.supports_framebuffers():  # EGL
-            return offscreen.render(self._scene, flags=self._flags)[0]
-        # OSMesa: pyrender's wrapper would also read back the unused depth buffer (~4 ms at 512²).
-        offscreen._platform.make_current()
-        offscreen._renderer.render(self._scene, self._flags)
-        return offscreen._renderer.read_color_buf()
+        import pyrender
+
+        offscreen, scene = self._renderer, self._scene
+        default_clear = scene.bg_color
+        if clear is not None:
+            scene.bg_color = clear
+        flags = self._flags | pyrender.RenderFlags.RGBA if alpha else self._flags
+        try:
+            if offscreen._platform.supports_framebuffers():  # EGL
+                return offscreen.render(scene, flags=flags)[0]
+            # OSMesa: pyrender's wrapper would also read back the unused depth buffer (~4 ms at 512²).
+            offscreen._platform.make_current()
+            offscreen._renderer.render(scene, flags)
+            if not alpha:
+                return offscreen._renderer.read_color_buf()
+            gl = self._gl
+            gl.glBindFramebuffer(gl.GL_READ_FRAMEBUFFER, 0)
+            gl.glReadBuffer(gl.GL_FRONT)
+            pixels = gl.glReadPixels(0, 0, self.size, self.size, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE)
+            return np.frombuffer(pixels, dtype=np.uint8).reshape(self.size, self.size, 4)[::-1]
+        finally:
+            scene.bg_color = default_clear
 
     def close(self) -> None:
         """Free the GL context (also done by the garbage collector)."""

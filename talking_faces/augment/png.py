@@ -1,0 +1,35 @@
+"""A fast PNG encoder for 8-bit RGB frames: every row "Up"-filtered, then zlib level 1 with the
+filtered strategy.
+
+Pillow picks a filter per row by trying all five, which on our frames costs about three times the
+encoding itself (measured: 8-10 ms against 3 ms for a 224 x 224 frame, files within 2%); the writer
+would then cost half a draw. Any PNG reader decodes the result (tests check it against Pillow's).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+UP_FILTER = 2  # each byte minus the byte above it
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def encode_png(image: np.ndarray, level: int = 1) -> bytes:
+    """The bytes of a PNG file holding a `(H, W, 3)` uint8 RGB image."""
+    height, width, channels = image.shape
+    rows = np.ascontiguousarray(image, dtype=np.uint8).reshape(height, width * channels)
+    filtered = np.empty((height, width * channels + 1), dtype=np.uint8)
+    filtered[:, 0] = UP_FILTER
+    filtered[0, 1:] = rows[0]  # the row above the first one counts as zeros
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as PNG defines it
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 9, zlib.Z_FILTERED)
+    data = compressor.compress(filtered.tobytes()) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
