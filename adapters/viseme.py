@@ -117,12 +117,13 @@ def loudness(audio: np.ndarray) -> np.ndarray:
     Returns:
         `(J,)` float64, J = floor(N / 160) + 1.
     """
-    power = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])  # windowed sums in O(1)
     hop = int(SAMPLE_RATE * LOUDNESS_STEP_S)
-    centres = np.arange(audio.shape[0] // hop + 1) * hop
-    half = int(SAMPLE_RATE * LOUDNESS_WINDOW_S / 2)
-    lo, hi = np.clip(centres - half, 0, audio.shape[0]), np.clip(centres + half, 0, audio.shape[0])
-    rms = np.sqrt(np.maximum(power[hi] - power[lo], 0.0) / np.maximum(hi - lo, 1))
+    half = int(SAMPLE_RATE * LOUDNESS_WINDOW_S / 2)  # 3 hops: window edges fall on hop boundaries
+    n = audio.shape[0]
+    power = np.concatenate([[0.0], np.cumsum(_hop_energy(audio, hop))])  # power[j] = energy of audio[:min(j * hop, n)]
+    centres = np.arange(n // hop + 1) * hop
+    lo, hi = np.clip(centres - half, 0, n), np.clip(centres + half, 0, n)
+    rms = np.sqrt(np.maximum(power[-(-hi // hop)] - power[-(-lo // hop)], 0.0) / np.maximum(hi - lo, 1))
     audible = rms > LOUDNESS_FLOOR
     if not audible.any():
         return np.zeros_like(rms)
@@ -130,6 +131,23 @@ def loudness(audio: np.ndarray) -> np.ndarray:
     reference_db = np.percentile(level_db[audible], LOUDNESS_REFERENCE_PERCENTILE)
     gain = np.clip((level_db - reference_db) / LOUDNESS_RANGE_DB + 1.0, 0.0, 1.0)
     return np.where(audible, gain, 0.0)
+
+
+def _hop_energy(audio: np.ndarray, hop: int, block: int = 4096) -> np.ndarray:
+    """`(ceil(N / hop),)` float64 sums of squares of each hop of samples (the last may be short).
+
+    Computed a block of hops at a time, so a long clip needs no float64 copy of its samples.
+    """
+    n = audio.shape[0]
+    energy = np.empty(-(-n // hop))
+    for start in range(0, n, block * hop):
+        piece = audio[start : start + block * hop].astype(np.float64)
+        full = piece.shape[0] // hop
+        first = start // hop
+        energy[first : first + full] = np.square(piece[: full * hop].reshape(full, hop)).sum(axis=1)
+        if piece.shape[0] % hop:
+            energy[first + full] = np.square(piece[full * hop :]).sum()
+    return energy
 
 
 def silence_inaudible(phones: list[Phone], level: np.ndarray) -> list[Phone]:

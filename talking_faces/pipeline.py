@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,15 @@ def load_identity_or_default(path: str | Path | None) -> Identity:
 def seeded_generator(seed: int | None) -> torch.Generator | None:
     """The one `torch.Generator` of a run (CPU, so a seed gives the same noise on every machine), or None."""
     return None if seed is None else torch.Generator("cpu").manual_seed(seed)
+
+
+def return_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc keeps them; pocketsphinx frees ~150 MB
+    after 10 minutes of speech, which would otherwise stay resident while the frames are rendered)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def compose_stream(
@@ -133,6 +143,8 @@ def stream_animation(
         generator=seeded_generator(seed), num_samples=num_samples,
     )
     speech = speak(adapter, request)
+    del adapter, request, audio  # the adapter's working memory (e.g. the phone decoder) goes now ...
+    return_freed_memory()  # ... and back to the system, not kept for the whole render
     if albedo is None and identity.faces is not None:
         albedo = vertex_albedo(identity.vertices, identity.faces)
     return compose_stream(speech, identity, basis, track, dev, Path(audio_path), albedo)
