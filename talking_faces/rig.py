@@ -386,16 +386,25 @@ _CACHE_SIZE = 4
 
 
 def _is_upright_flame(identity: Identity) -> bool:
-    """FLAME topology in FLAME's own frame (metres, y up, facing +z), where the FLAME detector applies."""
+    """FLAME topology in FLAME's own frame (metres, y up, facing +z), where the FLAME detector applies.
+
+    Judged from FLAME's topology rather than the head's symmetry, which scans and shape edits break:
+    the two eyeballs (the second and third largest components) lie apart along x, above and in front
+    of the skin's centre, on a head 0.08 to 0.5 m wide.
+    """
     if not identity.is_flame or identity.faces is None:
         return False
-    from .head_frame import detect_head_frame
     from .landmarks import connected_components
 
-    try:
-        return detect_head_frame(identity.vertices, connected_components(identity.num_vertices, identity.faces)[0]).is_canonical
-    except TalkingFacesError:
+    components = connected_components(identity.num_vertices, identity.faces)
+    if len(components) < 3:
         return True  # let the FLAME detector say what it cannot find
+    vertices = identity.vertices.astype(np.float64)
+    skin = vertices[components[0]]
+    eye_a, eye_b = (vertices[c].mean(axis=0) for c in components[1:3])
+    across, above = eye_a - eye_b, 0.5 * (eye_a + eye_b) - skin.mean(axis=0)
+    width = float(np.ptp(skin[:, 0]))
+    return abs(across[0]) > 0.9 * np.linalg.norm(across) and above[1] > 0 and above[2] > 0 and 0.08 <= width <= 0.5
 
 
 def analyse_identity(identity: Identity, landmarks_file: str | Path | None = None) -> HeadAnalysis:
