@@ -26,7 +26,7 @@ from talking_faces.identity import Identity
 from talking_faces.schedulers import NoiseSchedule, draw_noise, make_scheduler
 
 from .audio_encoders import encoder_config_from_state, normalize_audio
-from .base import SpeechAdapter
+from .base import SpeechAdapter, SpeechOutput, SpeechRequest
 from .facediffuser_model import FaceDiff, FaceDiffConfig
 from .faceformer import BIWI_SUBJECTS, VOCASET_SUBJECTS
 
@@ -173,6 +173,7 @@ class FaceDiffuserAdapter(SpeechAdapter):
     """
 
     name = "facediffuser"
+    accepts = frozenset({"style", "generator", "num_samples"})
 
     def __init__(self, model: FaceDiff, variant: Variant, device: torch.device | str = "cpu", sampler: str | None = None, steps: int | None = None) -> None:
         super().__init__(device)
@@ -233,7 +234,7 @@ class FaceDiffuserAdapter(SpeechAdapter):
             x = scheduler.step(x0, t, x, generator=generators).prev_sample
         return (x - template).reshape(num_samples, frames, -1, 3).float()
 
-    def animate(self, audio: np.ndarray, identity: Identity, style: str | int | None = None,
-                generator: torch.Generator | None = None, **conditioning: Any) -> torch.Tensor:
-        """Offset_spe `(T, V, 3)`: the first sample of `sample`."""
-        return self.sample(audio, identity, style, generator)[0]
+    def speak(self, request: SpeechRequest) -> SpeechOutput:
+        """`(S, T, V, 3)` offsets at `self.fps`, S = request.num_samples, drawn from request.generator."""
+        offsets = self.sample(request.audio, request.identity, request.style, request.generator, request.num_samples)
+        return SpeechOutput(fps=self.fps, offsets=offsets)
