@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from talking_faces.checkpoints import load_strict, read_checkpoint, rename_legacy_weight_norm
+from talking_faces.checkpoints import legacy_weight_norm_names, load_strict, read_checkpoint, rename_legacy_weight_norm
 from talking_faces.errors import TalkingFacesError
 from talking_faces.identity import Identity
 from talking_faces.schedulers import NoiseSchedule, draw_noise, make_scheduler
@@ -93,7 +93,7 @@ def infer_variant(state: dict[str, torch.Tensor], sidecar: dict[str, Any], datas
     return Variant(variant.dataset, float(sidecar.get("fps", variant.fps)), subjects, default, variant.sampler, variant.start, variant.emotions, variant.levels)
 
 
-def infer_config(state: dict[str, torch.Tensor], variant: Variant) -> FaceDiffConfig:
+def infer_config(state: dict[str, torch.Tensor], variant: Variant, audio_encoder: dict[str, Any] | None = None) -> FaceDiffConfig:
     """Network sizes from tensor shapes (MEAD multiplies the audio tokens by the style, the others the GRU output)."""
     layers = {int(k.removeprefix("gru.weight_ih_l")) for k in state if k.startswith("gru.weight_ih_l")}
     return FaceDiffConfig(
@@ -105,7 +105,7 @@ def infer_config(state: dict[str, torch.Tensor], variant: Variant) -> FaceDiffCo
         num_conditions=state["obj_vector.weight"].shape[1],
         style_target="audio" if variant.emotions else "output",
         fps=variant.fps,
-        audio_encoder=encoder_config_from_state(state, "audio_encoder."),
+        audio_encoder=audio_encoder or encoder_config_from_state(state, "audio_encoder."),
     )
 
 
@@ -119,11 +119,22 @@ def load_facediffuser(path: str | Path, dataset: str | None = None) -> tuple[Fac
     sidecar = json.loads(side.read_text()) if side.is_file() else {}
     variant = infer_variant(state, sidecar, dataset)
     try:
-        model = FaceDiff(infer_config(state, variant))
+        model = FaceDiff(infer_config(state, variant, sidecar.get("audio_encoder")))
     except (KeyError, IndexError, ValueError) as exc:
         raise TalkingFacesError(f"{path} is not a FaceDiffuser checkpoint ({exc.__class__.__name__}: {exc}); pass FaceDiffuser's .pth.") from None
     load_strict(model, state, path, "FaceDiffuser", "pass an official FaceDiffuser checkpoint or one written by `talkface train facediffuser`.")
     return model.eval(), variant
+
+
+def official_state_dict(model: FaceDiff) -> dict[str, torch.Tensor]:
+    """The weights under upstream's names (legacy weight-norm keys), which upstream's strict load accepts."""
+    return legacy_weight_norm_names({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+
+
+def sidecar_dict(variant: Variant, model: FaceDiff) -> dict[str, Any]:
+    """What `load_facediffuser` reads back for a checkpoint trained here."""
+    return {"dataset": variant.dataset, "subjects": list(variant.subjects), "default_style": variant.default_style,
+            "fps": variant.fps, "audio_encoder": dict(model.config.audio_encoder)}
 
 
 def condition_vector(variant: Variant, style: str | int | None) -> torch.Tensor:

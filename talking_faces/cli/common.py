@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-train_app = typer.Typer(help="Train AUBlendNet or FaceFormer.", no_args_is_help=True)
+train_app = typer.Typer(help="Train AUBlendNet, FaceFormer or FaceDiffuser.", no_args_is_help=True)
 data_app = typer.Typer(help="Convert datasets into the layouts talkface reads.", no_args_is_help=True)
 # `talkface eval --dataset ...` scores speech models; `talkface eval aublendnet ...` scores bases.
 eval_app = typer.Typer(help="Evaluate speech models (LVE, FDD, V-LVE, diversity) or AUBlendNet bases.")
@@ -42,6 +44,32 @@ def model_options(sampler: str | None, steps: int | None, vqvae: Path | None) ->
     """The adapter options (`from_checkpoint(**options)`) that were given on the command line."""
     given = {"sampler": sampler, "steps": steps, "vqvae": vqvae}
     return {name: value for name, value in given.items() if value is not None}
+
+
+@contextmanager
+def epoch_progress(epochs: int, enabled: bool = True) -> Iterator[tuple[Callable[[int, int, int, float], None], Callable[[Any], None]]]:
+    """A rich progress bar for a training loop: yields its `(on_step, on_epoch)` callbacks.
+
+    `on_step(epoch, step, steps, loss)` moves the bar; `on_epoch(result)` prints the epoch's line
+    (train loss, val loss, the checkpoint written) from an `EpochResult`.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, disable=not enabled,
+    ) as progress:
+        task = progress.add_task("epoch", total=None)
+
+        def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
+            progress.update(task, description=f"epoch {epoch}/{epochs} loss {loss:.3e}", total=steps, completed=step)
+
+        def on_epoch(result: Any) -> None:
+            val_text = f", val {result.val_loss:.3e}" if result.val_loss is not None else ""
+            saved = f", wrote {result.checkpoint}" if result.checkpoint and enabled else ""
+            progress.console.print(f"epoch {result.epoch}: train {result.train_loss:.3e}{val_text}{saved}")
+
+        yield on_step, on_epoch
 
 
 def main() -> None:
