@@ -176,6 +176,40 @@ def sample_generators(generator: torch.Generator | None, num_samples: int) -> li
     return [generator] + [torch.Generator(generator.device).manual_seed(seed + k) for k in range(1, num_samples)]
 
 
+def sample_in_hidden_space(model: FaceDiff, scheduler: Any, noise: torch.Tensor, tokens: torch.Tensor,
+                           condition: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+    """A deterministic sampler run on coordinates instead of vertices (the same sample, ~7x fewer FLOPs per step).
+
+    A deterministic solver's iterate is an affine combination of the start noise z and the x0
+    estimates, and each x0 estimate is F h + c (F, c: `final_layer` weight, bias + template). So
+    x = c0 z + F H + k c with a `(G+2)`-wide state [H | k | c0] per frame, and the network's first
+    layer needs W x = c0 (W z) + (W F) H + k (W c): no vertex-sized product per step. The solver's
+    scalar, elementwise updates act on the packed state exactly as on x. Equal to stepping on x up
+    to float rounding.
+
+    Args:
+        noise: `(B, T, V*3)` start noise; tokens, condition, template as in `FaceDiff.denoise`.
+    Returns:
+        `(B, T, V*3)` the final sample.
+    """
+    first, final = model.input_projection[0], model.final_layer
+    offset = final.bias + template
+    noise_in = noise @ first.weight.T  # (B, T, 2L)
+    weight_in = first.weight @ final.weight  # (2L, G)
+    offset_in = first.weight @ offset  # (2L,)
+    batch, frames = noise.shape[:2]
+    gru = final.weight.shape[1]
+    ones, zeros = noise.new_ones(batch, frames, 1), noise.new_zeros(batch, frames, 1)
+    state = scheduler.initial_sample(torch.cat([noise.new_zeros(batch, frames, gru), zeros, ones], -1))
+    for t in scheduler.timesteps:
+        coeffs, k, c0 = state.split([gru, 1, 1], -1)
+        projected = c0 * noise_in + coeffs @ weight_in.T + k * offset_in + first.bias
+        hidden = model.hidden(projected, int(t), tokens, condition)
+        state = scheduler.step(torch.cat([hidden, ones, zeros], -1), t, state).prev_sample
+    coeffs, k, c0 = state.split([gru, 1, 1], -1)
+    return c0 * noise + coeffs @ final.weight.T + k * offset
+
+
 class FaceDiffuserAdapter(SpeechAdapter):
     """FaceDiffuser re-implemented; samples as the official code does, HuBERT once per audio.
 
@@ -239,10 +273,14 @@ class FaceDiffuserAdapter(SpeechAdapter):
         frames = tokens.shape[1]  # upstream cuts the motion to the audio when 2T 50 Hz states are not there
         scheduler = make_scheduler(self.sampler, self.schedule, self.steps, self.start, device)
         generators = sample_generators(generator, num_samples)
-        x = scheduler.initial_sample(draw_noise((num_samples, frames, template.numel()), generators, device))
-        for t in scheduler.timesteps:
-            x0 = model.denoise(x, int(t), tokens, condition, template)
-            x = scheduler.step(x0, t, x, generator=generators).prev_sample
+        noise = draw_noise((num_samples, frames, template.numel()), generators, device)
+        if self.sampler == "dpmpp":
+            x = sample_in_hidden_space(model, scheduler, noise, tokens, condition, template)
+        else:
+            x = scheduler.initial_sample(noise)
+            for t in scheduler.timesteps:
+                x0 = model.denoise(x, int(t), tokens, condition, template)
+                x = scheduler.step(x0, t, x, generator=generators).prev_sample
         return (x - template).reshape(num_samples, frames, -1, 3).float()
 
     def speak(self, request: SpeechRequest) -> SpeechOutput:

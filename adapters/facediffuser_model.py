@@ -136,21 +136,26 @@ class FaceDiff(nn.Module):
         Returns:
             `(B, T', V*3)` absolute vertices.
         """
-        batch, frames, _ = x.shape
-        frames = min(frames, tokens.shape[1])
-        one_hot = torch.zeros(self.config.diffusion_steps, device=x.device)
+        return self.final_layer(self.hidden(self.input_projection[0](x), t, tokens, condition)) + template
+
+    def hidden(self, projected: torch.Tensor, t: int, tokens: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """`denoise` between its two vertex-sized layers: `(B, T, 2L)` = input Linear(x) -> `(B, T', G)`,
+        the input of `final_layer`. Both ends are affine in the vertices, which linear samplers exploit."""
+        batch, frames = projected.shape[:2]
+        used = min(frames, tokens.shape[1])
+        one_hot = torch.zeros(self.config.diffusion_steps, device=projected.device)
         one_hot[t] = 1.0
-        t_tokens = self.time_mlp(one_hot).expand(batch, frames, -1)
+        t_tokens = self.time_mlp(one_hot).expand(batch, used, -1)
         # Conv1d over the 2L features with each frame as its own batch item: (B*T, 1, 2L).
-        projected = self.input_projection[0](x).reshape(batch * x.shape[1], 1, -1)
+        features = projected.reshape(batch * frames, 1, -1)
         for layer in self.input_projection[1:]:
-            projected = layer(projected)
-        projected = projected.reshape(batch, x.shape[1], -1)[:, :frames]
-        hidden = torch.cat([tokens[:, :frames].expand(batch, -1, -1), projected, t_tokens], dim=-1)
+            features = layer(features)
+        features = features.reshape(batch, frames, -1)[:, :used]
+        hidden = torch.cat([tokens[:, :used].expand(batch, -1, -1), features, t_tokens], dim=-1)
         output, _ = self.gru(self.norm_cond(hidden))
         if self.config.style_target == "output":
             output = output * self.obj_vector(condition)
-        return self.final_layer(output) + template
+        return output
 
     def forward(self, x: torch.Tensor, t: int, audio: torch.Tensor, condition: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
         """Upstream's whole call (HuBERT included): for training, where HuBERT is fine-tuned.

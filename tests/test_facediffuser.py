@@ -154,3 +154,20 @@ def test_mead_conditioning_and_samplers(tmp_path):
     assert fast.speak(request(generator=gen())).offsets.shape == (1, 11, 20, 3)
     with pytest.raises(TalkingFacesError, match="--steps"):
         FaceDiffuserAdapter.from_checkpoint(path, sampler="ddim", steps=500)
+
+
+def test_dpmpp_in_hidden_space_equals_stepping_on_vertices(vocaset_ckpt):
+    adapter = FaceDiffuserAdapter.from_checkpoint(vocaset_ckpt, sampler="dpmpp", steps=8)
+    ident = identity()
+    fast = adapter.speak(request(identity=ident, generator=torch.Generator().manual_seed(3))).offsets[0]
+    model, template = adapter.model, torch.from_numpy(ident.vertices.reshape(-1))
+    from talking_faces.adapters.audio_encoders import normalize_audio
+
+    cond = condition_vector(adapter.variant, None)
+    tokens = model.audio_tokens(model.encode_audio(normalize_audio(AUDIO)), 14, cond)
+    scheduler = make_scheduler("dpmpp", adapter.schedule, 8)
+    x = draw_noise((1, 14, 60), torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            x = scheduler.step(model.denoise(x, int(t), tokens, cond, template), t, x).prev_sample
+    torch.testing.assert_close(fast, (x - template).reshape(14, 20, 3), rtol=0, atol=1e-5)
