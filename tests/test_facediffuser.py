@@ -171,3 +171,27 @@ def test_dpmpp_in_hidden_space_equals_stepping_on_vertices(vocaset_ckpt):
         for t in scheduler.timesteps:
             x = scheduler.step(model.denoise(x, int(t), tokens, cond, template), t, x).prev_sample
     torch.testing.assert_close(fast, (x - template).reshape(14, 20, 3), rtol=0, atol=1e-5)
+
+
+def test_render_path_adds_exactly_the_emotion_offsets(tmp_path, shared_fixture):
+    """`--emotion happy:0.7` on a FLAME identity: speech plus exactly 0.7 (B[AU6] + B[AU12])."""
+    import soundfile
+
+    from talking_faces.aus import au_index
+    from talking_faces.basis import AUBasis
+    from talking_faces.pipeline import animate
+
+    sample = np.load(shared_fixture("aublendset_sample.npy"))
+    template = sample[0].reshape(-1, 3)
+    basis = AUBasis((sample[1:] - sample[:1]).reshape(32, -1, 3), template, "aublendset_sample")
+    flame = Identity(template, None, "aublendset0")
+    wav = tmp_path / "speech.wav"
+    soundfile.write(wav, AUDIO, 16000)
+    ckpt = write_tiny_facediffuser(tmp_path / "m.pth", "mead", vertice_dim=15069, diffusion_steps=100, sidecar=False)
+    common = dict(identity=flame, model="facediffuser", checkpoint=ckpt, basis=basis, seed=0, device="cpu",
+                  model_options={"sampler": "ddim", "steps": 4})
+    happy = animate(wav, emotion="happy:0.7", **common).vertices
+    neutral = animate(wav, emotion="neutral", **common).vertices
+    expected = 0.7 * (basis.offsets[au_index("AU6")] + basis.offsets[au_index("AU12")])
+    np.testing.assert_allclose(happy - neutral, np.broadcast_to(expected, happy.shape), atol=2e-6)
+    assert np.abs(neutral - template).max() > 1e-4  # the speech itself moves the face
