@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from facediffuser_tiny import tiny_facediffuser, write_tiny_facediffuser
+from facediffuser_tiny import write_tiny_facediffuser
 
 from talking_faces.adapters import SpeechRequest, load_adapter
+from talking_faces.adapters.audio_encoders import normalize_audio
 from talking_faces.adapters.facediffuser import VARIANTS, FaceDiffuserAdapter, condition_vector, load_facediffuser
 from talking_faces.adapters.facediffuser_model import pair_audio_frames
 from talking_faces.errors import TalkingFacesError
@@ -116,8 +117,6 @@ def test_seeded_sample_follows_upstream_loop_with_hubert_every_step(vocaset_ckpt
     ours = adapter.speak(request(identity=ident, generator=torch.Generator().manual_seed(9), style="2")).offsets[0]
     model = adapter.model
     template = torch.from_numpy(ident.vertices.reshape(-1))
-    from talking_faces.adapters.audio_encoders import normalize_audio
-
     audio = normalize_audio(AUDIO)
     cond = torch.eye(8)[2]
     scheduler = make_scheduler("ddpm", adapter.schedule)
@@ -161,8 +160,6 @@ def test_dpmpp_in_hidden_space_equals_stepping_on_vertices(vocaset_ckpt):
     ident = identity()
     fast = adapter.speak(request(identity=ident, generator=torch.Generator().manual_seed(3))).offsets[0]
     model, template = adapter.model, torch.from_numpy(ident.vertices.reshape(-1))
-    from talking_faces.adapters.audio_encoders import normalize_audio
-
     cond = condition_vector(adapter.variant, None)
     tokens = model.audio_tokens(model.encode_audio(normalize_audio(AUDIO)), 14, cond)
     scheduler = make_scheduler("dpmpp", adapter.schedule, 8)
