@@ -20,6 +20,7 @@ INTERFACE = ("SpeechAdapter", "SpeechOutput", "SpeechRequest")  # from .base, im
 ADAPTERS: dict[str, str] = {
     "viseme": "talking_faces.adapters.viseme:VisemeAdapter",
     "faceformer": "talking_faces.adapters.faceformer:FaceFormerAdapter",
+    "facediffuser": "talking_faces.adapters.facediffuser:FaceDiffuserAdapter",
 }
 
 

@@ -82,6 +82,30 @@ def encoder_config(encoder: nn.Module) -> dict[str, Any]:
     return {name: list(v) if isinstance(v := getattr(config, name), tuple) else v for name in ARCHITECTURE_FIELDS if hasattr(config, name)}
 
 
+def encoder_config_from_state(state: dict[str, torch.Tensor], prefix: str = "audio_encoder.") -> dict[str, Any]:
+    """wav2vec2/HuBERT config overrides read off a state_dict's tensor shapes (weight-norm keys already renamed).
+
+    Heads are hidden / 64, the convention of every released base/large encoder.
+    """
+    convs = sorted(int(k.split(".")[-3]) for k in state if k.startswith(prefix + "feature_extractor.conv_layers.") and k.endswith(".conv.weight"))
+    layers = {int(k[len(prefix):].split(".")[2]) for k in state if k.startswith(prefix + "encoder.layers.")}
+    conv = [state[f"{prefix}feature_extractor.conv_layers.{i}.conv.weight"] for i in convs]
+    pos = state[prefix + "encoder.pos_conv_embed.conv.parametrizations.weight.original1"]
+    hidden = state[prefix + "feature_projection.projection.weight"].shape[0]
+    return {
+        "hidden_size": hidden,
+        "num_hidden_layers": len(layers),
+        "num_attention_heads": max(1, hidden // 64),
+        "intermediate_size": state[prefix + "encoder.layers.0.feed_forward.intermediate_dense.weight"].shape[0],
+        "conv_dim": [w.shape[0] for w in conv],
+        "conv_kernel": [w.shape[2] for w in conv],
+        "conv_bias": f"{prefix}feature_extractor.conv_layers.0.conv.bias" in state,
+        "num_conv_pos_embeddings": pos.shape[2],
+        "num_conv_pos_embedding_groups": hidden // pos.shape[1],
+        "feat_extract_norm": "layer" if f"{prefix}feature_extractor.conv_layers.1.layer_norm.weight" in state else "group",
+    }
+
+
 def normalize_audio(audio: np.ndarray | torch.Tensor, eps: float = NORMALIZE_EPS) -> torch.Tensor:
     """Per-utterance zero mean, unit variance, as the upstream processor did.
 

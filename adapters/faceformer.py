@@ -17,7 +17,7 @@ import torch
 from talking_faces.checkpoints import load_strict, names, read_checkpoint
 from talking_faces.errors import TalkingFacesError
 
-from .audio_encoders import normalize_audio
+from .audio_encoders import encoder_config_from_state, normalize_audio
 from .base import SpeechAdapter, SpeechOutput, SpeechRequest
 from .faceformer_model import FaceFormer, FaceFormerConfig, periodic_encoding
 
@@ -94,24 +94,8 @@ def sidecar_path(checkpoint: str | Path) -> Path:
 
 
 def _audio_encoder_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """wav2vec2 config overrides read off the tensor shapes (heads: hidden/64, the wav2vec2 convention)."""
-    prefix = "audio_encoder."
-    convs = sorted(int(k.split(".")[3]) for k in state if k.startswith(prefix + "feature_extractor.conv_layers.") and k.endswith(".conv.weight"))
-    layers = {int(k.split(".")[3]) for k in state if k.startswith(prefix + "encoder.layers.")}
-    conv = [state[f"{prefix}feature_extractor.conv_layers.{i}.conv.weight"] for i in convs]
-    pos = state[prefix + "encoder.pos_conv_embed.conv.parametrizations.weight.original1"]
-    hidden = state[prefix + "feature_projection.projection.weight"].shape[0]
-    return {
-        "hidden_size": hidden,
-        "num_hidden_layers": len(layers),
-        "num_attention_heads": max(1, hidden // 64),
-        "intermediate_size": state[prefix + "encoder.layers.0.feed_forward.intermediate_dense.weight"].shape[0],
-        "conv_dim": [w.shape[0] for w in conv],
-        "conv_kernel": [w.shape[2] for w in conv],
-        "num_conv_pos_embeddings": pos.shape[2],
-        "num_conv_pos_embedding_groups": hidden // pos.shape[1],
-        "feat_extract_norm": "layer" if f"{prefix}feature_extractor.conv_layers.1.layer_norm.weight" in state else "group",
-    }
+    """wav2vec2 config overrides read off the tensor shapes."""
+    return encoder_config_from_state(state, "audio_encoder.")
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:

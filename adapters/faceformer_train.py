@@ -9,7 +9,6 @@ each frame's output is drawn once instead of being redrawn in each of upstream's
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +23,12 @@ from talking_faces.data.sequences import Sequence
 from talking_faces.retime import retime
 from talking_faces.training import (
     DistributedContext,
+    EpochResult,
+    TrainOptions,
     atomic_torch_save,
     atomic_write_json,
     load_resume_state,
-    save_resume_state,
-    shard,
-    wrap_model,
+    run_epochs,
 )
 
 from .audio_encoders import encoder_config, load_audio_encoder, normalize_audio
@@ -39,24 +38,6 @@ from .faceformer_model import FaceFormer, FaceFormerConfig
 CONDITIONS = ("subject", "subject+emotion")
 # Canonical emotion names of data.sequences, in the order their one-hot slots take.
 EMOTIONS = ("neutral", "happy", "sad", "surprise", "fear", "angry", "disgust", "contempt")
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Hyper-parameters (upstream defaults)."""
-
-    epochs: int = 100
-    lr: float = 1e-4
-    save_every: int = 25
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class EpochResult:
-    epoch: int
-    train_loss: float
-    val_loss: float | None
-    checkpoint: Path | None
 
 
 def make_conditioning(dataset: str, sequences: list[Sequence], condition: str = "subject") -> Conditioning:
@@ -125,14 +106,19 @@ class _Sample:
 
     def vertices(self, fps: float) -> torch.Tensor:
         """`(1, T, V*3)` ground truth at the model's frame rate."""
-        frames = torch.from_numpy(np.asarray(self.sequence.load_vertices(), dtype=np.float32))
-        src = self.sequence.fps
-        if src != fps:
-            ratio = src / fps
-            # Upstream takes every 2nd frame of 60 fps VOCASET; retime at an integer ratio is exactly that.
-            count = -(-frames.shape[0] // int(ratio)) if ratio.is_integer() else int(round(frames.shape[0] / ratio))
-            frames = retime(frames, src, fps, count)
-        return frames.reshape(1, frames.shape[0], -1)
+        return ground_truth_frames(self.sequence, fps)
+
+
+def ground_truth_frames(sequence: Sequence, fps: float) -> torch.Tensor:
+    """`(1, T, V*3)` float32 absolute vertices of `sequence` at `fps`."""
+    frames = torch.from_numpy(np.asarray(sequence.load_vertices(), dtype=np.float32))
+    src = sequence.fps
+    if src != fps:
+        ratio = src / fps
+        # Upstream takes every 2nd frame of 60 fps VOCASET; retime at an integer ratio is exactly that.
+        count = -(-frames.shape[0] // int(ratio)) if ratio.is_integer() else int(round(frames.shape[0] / ratio))
+        frames = retime(frames, src, fps, count)
+    return frames.reshape(1, frames.shape[0], -1)
 
 
 def _prepare(sequences: list[Sequence], conditioning: Conditioning) -> list[_Sample]:
@@ -177,46 +163,18 @@ def train_faceformer(
     `on_step(epoch, step, steps, loss)` and `on_epoch(result)` report progress. Under torchrun each
     rank trains on its shard with DDP; only rank 0 writes. Returns the last checkpoint written.
     """
-    out = Path(out)
     fps = model.config.fps
-    model = model.to(ctx.device).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=options.lr)
-    start = 1
-    if resume_state is not None:
-        optimizer.load_state_dict(resume_state["optimizer"])
-        start = int(resume_state["epoch"]) + 1
-    # LayerDrop skips random wav2vec2 layers, so some parameters get no gradient in a step.
-    step_model = wrap_model(model, ctx, find_unused_parameters=True)
     train_samples, val_samples = _prepare(train, conditioning), _prepare(val or [], conditioning)
-    last: Path | None = None
-    for epoch in range(start, options.epochs + 1):
-        torch.manual_seed(options.seed * 100003 + epoch * 101 + ctx.rank)
-        order = list(range(len(train_samples)))
-        random.Random(options.seed * 100003 + epoch).shuffle(order)  # same permutation on every rank
-        mine = shard(order, ctx)
-        model.train()
-        total = 0.0
-        for step, index in enumerate(mine, 1):
-            loss = _loss(step_model, train_samples[index], fps, ctx.device)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            total += loss.item()
-            if on_step:
-                on_step(epoch, step, len(mine), loss.item())
-        val_loss = _validate(model, val_samples, fps, ctx.device) if val_samples else None
-        checkpoint = None
-        if epoch % options.save_every == 0 or epoch == options.epochs:
-            checkpoint = out / f"{epoch}_model.pth"
-            if ctx.is_main:
-                atomic_torch_save(upstream_state_dict(model), checkpoint)
-                atomic_write_json(sidecar_dict(model, conditioning), checkpoint.with_suffix(".json"))
-                save_resume_state(out, epoch, optimizer, checkpoint)
-            last = checkpoint
-        if on_epoch:
-            on_epoch(EpochResult(epoch, total / max(1, len(mine)), val_loss, checkpoint))
-    return last
+
+    def write(checkpoint: Path) -> None:
+        atomic_torch_save(upstream_state_dict(model), checkpoint)
+        atomic_write_json(sidecar_dict(model, conditioning), checkpoint.with_suffix(".json"))
+
+    return run_epochs(
+        model, train_samples, lambda step_model, sample: _loss(step_model, sample, fps, ctx.device), write, out, ctx, options,
+        validate=(lambda: _validate(model, val_samples, fps, ctx.device)) if val_samples else None,
+        resume_state=resume_state, on_step=on_step, on_epoch=on_epoch,
+    )
 
 
 @torch.no_grad()

@@ -11,7 +11,8 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ app = _typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-train_app = _typer(help="Train AUBlendNet or FaceFormer.")
+train_app = _typer(help="Train AUBlendNet, FaceFormer, FaceDiffuser or LG-LDM.")
 data_app = _typer(help="Convert datasets into the layouts talkface reads.")
 # `talkface eval --dataset ...` scores speech models; `talkface eval aublendnet ...` scores bases.
 eval_app = typer.Typer(
@@ -105,6 +106,34 @@ def model_options(sampler: str | None, steps: int | None, vqvae: Path | None) ->
     return {name: value for name, value in given.items() if value is not None}
 
 
+@contextmanager
+def epoch_progress(epochs: int, enabled: bool = True) -> Iterator[tuple[Callable[[int, int, int, float], None], Callable[[Any], None]]]:
+    """A rich progress bar for a training loop: yields its `(on_step, on_epoch)` callbacks.
+
+    `on_step(epoch, step, steps, loss)` moves the bar; `on_epoch(result)` prints the epoch's line
+    (train loss, val loss, the checkpoint written) from an `EpochResult`.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, disable=not enabled,
+    ) as progress:
+        task = progress.add_task("epoch", total=None)
+
+        def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
+            progress.update(task, description=f"epoch {epoch}/{epochs} loss {loss:.3e}", total=steps, completed=step)
+
+        def on_epoch(result: Any) -> None:
+            val_text = f", val {result.val_loss:.3e}" if result.val_loss is not None else ""
+            saved = f", wrote {result.checkpoint}" if result.checkpoint and enabled else ""
+            progress.console.print(f"epoch {result.epoch}: train {result.train_loss:.3e}{val_text}{saved}")
+
+        yield on_step, on_epoch
+
+
+def main() -> None:
+    """Entry point of the `talkface` console script: one-line errors, no tracebacks."""
 def _show_version(value: bool) -> None:
     if value:
         print(f"talkface {__version__}")
