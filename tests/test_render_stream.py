@@ -106,7 +106,7 @@ def test_an_interrupt_midway_leaves_no_output(two_samples, sphere, tmp_path):
             render_sample(two_samples, stage.path(tmp_path / "face.mp4"), renderer, stage.path(tmp_path / "v.npy"),
                           on_frame=interrupt_at(10))
     assert list(tmp_path.iterdir()) == []
-    assert threading.active_count() == before  # shading and ffmpeg-writer threads stopped
+    assert threading.active_count() <= before  # shading and ffmpeg-writer threads stopped
 
 
 def test_prefetch_keeps_order_runs_ahead_and_passes_errors():
