@@ -10,7 +10,8 @@ Measured in one run, each `--repeats` times (min and median reported):
 3. the render loop alone (`render_mp4` with a renderer already made, on the 10 s clip's vertices):
    normals and shading on a second thread -> draw -> ffmpeg fed by a writer thread;
 4. the baseline: the same frames through the loop as it was before (shade, draw and a blocking
-   write to ffmpeg's pipe, one after the other).
+   write to ffmpeg's pipe, one after the other), and the loop with the writer thread but no shading thread.
+`--loops-only` skips the whole-command runs (steps 2), for more repeats of the loop comparison.
 With `--upstream-frames N`, also the upstream demo scripts' way (a new renderer, scene and mesh per frame).
 Targets (issue 8): 1 s clip <= time of 150 bare draws; 10 s clip >= 0.6 of the bare frame rate;
 render loop >= 0.85 of it.
@@ -117,6 +118,16 @@ def upstream_fps(vertices: np.ndarray, faces: np.ndarray, size: int) -> float:
     return len(vertices) / (time.perf_counter() - start)
 
 
+def writer_only_fps(renderer, animation, folder: Path) -> float:
+    """Shading and drawing in turn on one thread, ffmpeg fed by the writer thread (no shading thread)."""
+    from talking_faces.video import write_video
+
+    start = time.perf_counter()
+    images = (renderer.render(vertices) for vertices in animation.vertices)
+    write_video(images, folder / "writer.mp4", animation.fps, renderer.size, animation.audio_path)
+    return animation.num_frames / (time.perf_counter() - start)
+
+
 def summary(values: list[float]) -> str:
     return f"min {min(values):.2f}, median {statistics.median(values):.2f}"
 
@@ -126,6 +137,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--bare-frames", type=int, default=150)
+    parser.add_argument("--loops-only", action="store_true", help="skip the whole-command runs (compare the loops only)")
     parser.add_argument("--upstream-frames", type=int, default=0, help="also time the upstream demo's renderer-per-frame way")
     args = parser.parse_args()
     from talking_faces.animation import Animation
@@ -135,7 +147,7 @@ def main() -> None:
 
     face = load_default_character()
     albedo = vertex_albedo(face.vertices, face.faces)
-    rows: dict[str, list[float]] = {k: [] for k in ("bare", "short", "long", "loop", "serial")}
+    rows: dict[str, list[float]] = {k: [] for k in ("bare", "short", "long", "loop", "serial", "writer")}
     with tempfile.TemporaryDirectory(prefix="talkface-bench-") as name:
         folder = Path(name)
         short, long = speech(1.0, folder / "short.wav"), speech(10.0, folder / "long.wav")
@@ -146,29 +158,31 @@ def main() -> None:
         with FaceRenderer(face.vertices, face.faces, size=args.size, albedo=albedo) as renderer:
             for _ in range(args.repeats):  # interleaved, so that load changes touch every measure alike
                 rows["bare"].append(bare_fps(renderer, vertices, args.bare_frames))
-                rows["short"].append(time_command(short, folder, args.size))
-                rows["long"].append(vertices.shape[0] / time_command(long, folder, args.size))
+                if not args.loops_only:
+                    rows["short"].append(time_command(short, folder, args.size))
+                    rows["long"].append(vertices.shape[0] / time_command(long, folder, args.size))
                 rows["loop"].append(loop_fps(renderer, animation, folder))
                 rows["serial"].append(serial_loop_fps(renderer, animation, folder))
-                print(f"  repeat: bare {rows['bare'][-1]:.1f} fps, 1 s clip {rows['short'][-1]:.2f} s, "
-                      f"10 s clip {rows['long'][-1]:.1f} fps, loop {rows['loop'][-1]:.1f} fps, "
-                      f"serial loop {rows['serial'][-1]:.1f} fps", flush=True)
+                rows["writer"].append(writer_only_fps(renderer, animation, folder))
+                print("  repeat: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in rows.items() if v), flush=True)
     bare = rows["bare"]
-    short_in_draws = [s * b for s, b in zip(rows["short"], bare)]
-    long_ratio = [f / b for f, b in zip(rows["long"], bare)]
-    loop_ratio = [f / b for f, b in zip(rows["loop"], bare)]
-    serial_ratio = [f / b for f, b in zip(rows["serial"], bare)]
+
+    def ratio(name: str) -> list[float]:
+        return [f / b for f, b in zip(rows[name], bare)]
+
     print(f"machine: {machine()}; {args.size}² frames at {FPS:g} fps; load average {load:.1f} before the run; {args.repeats} repeats")
     print("| measure | value (min, median) | target |")
     print("|---|---|---|")
     print(f"| bare draw (reused renderer, new vertices each frame) | {summary(bare)} fps | |")
-    print(f"| 1 s clip end to end | {summary(rows['short'])} s | |")
-    print(f"| 1 s clip, in bare draws (time x bare fps) | {summary(short_in_draws)} | <= 150 |")
-    print(f"| 10 s clip end to end | {summary(rows['long'])} fps | |")
-    print(f"| 10 s clip / bare draw | {summary(long_ratio)} | >= 0.6 |")
+    if not args.loops_only:
+        print(f"| 1 s clip end to end | {summary(rows['short'])} s | |")
+        print(f"| 1 s clip, in bare draws (time x bare fps) | {summary([s * b for s, b in zip(rows['short'], bare)])} | <= 150 |")
+        print(f"| 10 s clip end to end | {summary(rows['long'])} fps | |")
+        print(f"| 10 s clip / bare draw | {summary(ratio('long'))} | >= 0.6 |")
     print(f"| render loop alone (render_mp4, renderer ready) | {summary(rows['loop'])} fps | |")
-    print(f"| render loop / bare draw | {summary(loop_ratio)} | >= 0.85 |")
-    print(f"| baseline: serial loop (shade, draw, blocking pipe) / bare draw | {summary(serial_ratio)} | |")
+    print(f"| render loop / bare draw | {summary(ratio('loop'))} | >= 0.85 |")
+    print(f"| baseline: serial loop (shade, draw, blocking pipe) / bare draw | {summary(ratio('serial'))} | |")
+    print(f"| writer thread only (shade and draw in turn) / bare draw | {summary(ratio('writer'))} | |")
     if args.upstream_frames:
         fresh = upstream_fps(vertices[: args.upstream_frames], face.faces, args.size)
         print(f"| upstream demo (new renderer, scene and mesh per frame) | {fresh:.2f} fps, bare draw {bare[-1] / fresh:.0f}x faster | |")

@@ -11,7 +11,7 @@ import contextlib
 import ctypes
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,9 +26,10 @@ from .devices import resolve_device
 from .emotion import EmotionTrack, parse_emotion
 from .identity import Identity, load_identity
 from .npy_stream import NpyWriter
-from .render import FaceRenderer
 from .speech import SpeechTrack, speak
-from .video import render_mp4
+
+if TYPE_CHECKING:  # the renderer's imports (scipy, pyrender) are for rendering only, not for eval
+    from .render import FaceRenderer
 
 __all__ = ["Animation", "AnimationStream", "animate", "compose_stream", "render_sample", "stream_animation"]
 
@@ -210,6 +211,8 @@ def render_sample(
 
     The files are written where named: callers stage them (`atomic.staged_outputs`).
     """
+    from .video import render_mp4
+
     with contextlib.ExitStack() as outputs:
         sink = None
         if vertices is not None:
