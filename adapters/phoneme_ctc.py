@@ -27,7 +27,7 @@ IPA_TO_ARPABET: dict[str, str] = {
     "i": "IY", "oʊ": "OW", "o": "OW", "əʊ": "OW", "ɔɪ": "OY", "ʊ": "UH", "u": "UW",
 }
 SILENCE_TOKENS = frozenset({"|", " ", "sil", "sp", "spn", "pau", "h#", "<sil>"})
-MAX_PHONE_S = 0.2  # a CTC spike stands for at most this much phone on either side; the rest is silence
+MAX_PHONE_S = 0.08  # a CTC spike stands for at most this much phone on either side; the rest is silence
 
 
 def token_phone(token: str) -> str | None:

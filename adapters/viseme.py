@@ -25,9 +25,7 @@ from talking_faces.errors import TalkingFacesError
 from talking_faces.audio import num_output_frames
 
 from .base import SpeechAdapter, SpeechOutput, SpeechRequest
-from .phonemes import SILENCE, Phone, PhonemeRecognizer
-
-BILABIALS = frozenset({"P", "B", "M"})
+from .phonemes import BILABIALS, SILENCE, Phone, PhonemeRecognizer
 
 # The 15 visemes of the MPEG-4 / Oculus set, as lip AU weights in [0, 1].
 VISEME_AUS: dict[str, dict[str, float]] = {

@@ -218,7 +218,7 @@ def clip_scores(weights: np.ndarray, lip_offsets: np.ndarray, geometry, audio: n
     lips = geometry.rest + np.einsum("tk,klc->tlc", weights, lip_offsets)
     upper, lower = (int(np.flatnonzero(geometry.lips == v)[0]) for v in (geometry.upper_centre, geometry.lower_centre))
     gap = lips[:, upper, 1] - lips[:, lower, 1]
-    closed, error = closures(gap, FPS, truth.closures)
+    closed, error = closures(gap, FPS, truth.closures, geometry.closed_gap)
     times = np.arange(gap.shape[0]) / FPS
     shut = [gap[(times >= s - 0.5 / FPS) & (times <= e + 0.5 / FPS)].min() for s, e in truth.closures]
     opened = [np.interp(t, times, gap) for t in truth.open_vowels]
@@ -256,7 +256,7 @@ def main() -> None:
     identity = load_default_character()
     geometry = lip_geometry(identity)
     lip_offsets = build_rig_basis(identity).offsets[:, geometry.lips].astype(np.float64)
-    adapter = VisemeAdapter.from_checkpoint(None, fps=FPS)
+    adapter = VisemeAdapter.from_checkpoint(None)
     results: dict[str, dict[str, list]] = {}
     sentences = set(SENTENCES[: args.limit]) if args.limit else set(SENTENCES)
     for sentence, wpm, padding, audio, truth, _ in corpus(espeak):
@@ -269,7 +269,7 @@ def main() -> None:
                 if mode == "loudness":
                     weights = loudness_weights(audio, FPS)
                 else:
-                    weights = adapter.weights(audio, sentence if mode == "text" else None).astype(np.float64)
+                    weights = adapter.weights(audio, FPS, sentence if mode == "text" else None).astype(np.float64)
             row = clip_scores(weights, lip_offsets, geometry, audio, truth)
             row.update(seconds=time.process_time() - start, fallback=len(caught), sentence=sentence)
             results.setdefault(mode, {}).setdefault(f"{wpm} wpm {padding}", []).append(row)

@@ -7,7 +7,7 @@ alignment of a transcript, or of the recognised words) or, in the benchmark, fro
   the lips move before the sound (a lip track that leads the audio by d seconds peaks at +d).
 - `closure_rate`: the fraction of bilabials (P, B, M) during which the lips meet: the lip-centre
   gap on some frame inside the bilabial's closure (widened by half a frame) is at most
-  `CLOSED_GAP_M`.
+  `CLOSED_GAP_M` (on FLAME meshes: at most the neutral's gap + `CLOSED_GAP_M`; see `lip_geometry`).
 - `closure_error_ms`: mean absolute time from each closed bilabial's closure centre to the centre
   of the run of frames at the smallest lip gap (to 0.1 mm) within `CLOSURE_SEARCH_S` of it.
 - `pause_motion_mm`: the largest distance of any inner-lip vertex from its rest position over the
@@ -50,16 +50,24 @@ class LipGeometry:
         upper_centre, lower_centre: vertex indices of the inner-lip centres (the lip gap is their y difference).
         lips: `(L,)` inner-lip loop vertex indices.
         rest: `(L, 3)` their neutral positions.
+        closed_gap: the largest lip-centre gap (m) at which the lips count as closed.
     """
 
     upper_centre: int
     lower_centre: int
     lips: np.ndarray
     rest: np.ndarray
+    closed_gap: float = CLOSED_GAP_M
 
 
 def lip_geometry(identity: Identity) -> LipGeometry:
-    """Lip vertices of the default character or of a FLAME mesh with faces (from `talking_faces.landmarks`)."""
+    """Lip vertices of the default character or of a FLAME mesh with faces (from `talking_faces.landmarks`).
+
+    The default character rests with its lips 1.8 mm apart, so closed is a gap of at most
+    CLOSED_GAP_M. A FLAME neutral has its mouth shut, with the inner-lip boundary vertices tucked
+    into the lip roll about 17 mm apart, so there closed is at most the neutral gap + CLOSED_GAP_M.
+    """
+    from talking_faces.character import is_default_character
     from talking_faces.landmarks import find_landmarks
 
     marks = find_landmarks(identity.vertices, identity.faces)
@@ -69,8 +77,10 @@ def lip_geometry(identity: Identity) -> LipGeometry:
         return int(arc[np.argmin(np.abs(identity.vertices[arc, 0] - mid_x))])
 
     lips = np.asarray(marks.indices["inner_lip_loop"], dtype=np.int64)
-    return LipGeometry(centre(marks.indices["upper_lip"]), centre(marks.indices["lower_lip"]), lips,
-                       identity.vertices[lips].astype(np.float64))
+    upper, lower = centre(marks.indices["upper_lip"]), centre(marks.indices["lower_lip"])
+    rest_gap = float(identity.vertices[upper, 1] - identity.vertices[lower, 1])
+    closed = CLOSED_GAP_M if is_default_character(identity.vertices) else rest_gap + CLOSED_GAP_M
+    return LipGeometry(upper, lower, lips, identity.vertices[lips].astype(np.float64), closed)
 
 
 def lip_tracks(vertices: np.ndarray, geometry: LipGeometry) -> tuple[np.ndarray, np.ndarray]:
@@ -119,8 +129,10 @@ def _correlation(lips: np.ndarray, envelope: np.ndarray, lag: int) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def closures(gap: np.ndarray, fps: float, intervals: list[Interval]) -> tuple[np.ndarray, np.ndarray]:
-    """Per bilabial closure `[start, end]` s: whether the lips meet in it, and the timing error (s).
+def closures(
+    gap: np.ndarray, fps: float, intervals: list[Interval], closed_gap: float = CLOSED_GAP_M
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per bilabial closure `[start, end]` s: whether the lips meet in it (gap <= `closed_gap`), and the timing error (s).
 
     Returns:
         `closed` `(K,)` bool and `error` `(K,)` float64: |time of the smallest gap within
@@ -130,7 +142,7 @@ def closures(gap: np.ndarray, fps: float, intervals: list[Interval]) -> tuple[np
     closed, error = np.zeros(len(intervals), bool), np.zeros(len(intervals))
     for k, (start, end) in enumerate(intervals):
         inside = (times >= start - 0.5 / fps) & (times <= end + 0.5 / fps)
-        closed[k] = bool(inside.any() and gap[inside].min() <= CLOSED_GAP_M)
+        closed[k] = bool(inside.any() and gap[inside].min() <= closed_gap)
         centre = 0.5 * (start + end)
         near = np.flatnonzero(np.abs(times - centre) <= CLOSURE_SEARCH_S + 0.5 / fps)
         error[k] = abs(_closing_time(gap, times, near) - centre) if near.size else np.nan
@@ -181,13 +193,12 @@ def jitter(lips: np.ndarray) -> float:
 
 
 def lipsync_scores(
-    gap: np.ndarray, lips: np.ndarray, rest: np.ndarray, fps: float, audio: np.ndarray,
+    gap: np.ndarray, lips: np.ndarray, geometry: LipGeometry, fps: float, audio: np.ndarray,
     bilabials: list[Interval], silences: list[Interval],
 ) -> dict[str, float | int]:
     """The report's figures (milliseconds, millimetres) from lip tracks, audio and the timing of bilabials and silences."""
-    if gap.shape[0] != lips.shape[0]:
-        raise TalkingFacesError(f"Lip tracks disagree: {gap.shape[0]} gaps for {lips.shape[0]} frames.")
-    closed, error = closures(gap, fps, bilabials)
+    rest = geometry.rest
+    closed, error = closures(gap, fps, bilabials, geometry.closed_gap)
     duration = audio.shape[0] / SAMPLE_RATE
     return {
         "offset_ms": 1e3 * av_offset(gap, fps, speech_envelope(audio)),
@@ -230,4 +241,4 @@ def evaluate_render(
     geometry = lip_geometry(identity)
     gap, lips = lip_tracks(vertices, geometry)
     bilabials, silences = phone_timings(phones)
-    return lipsync_scores(gap, lips, geometry.rest, fps, audio, bilabials, silences)
+    return lipsync_scores(gap, lips, geometry, fps, audio, bilabials, silences)
