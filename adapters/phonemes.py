@@ -392,20 +392,26 @@ def burst_centroid(audio: np.ndarray, start: float, end: float) -> float | None:
 
 
 def label_labial_gaps(phones: list[Phone], audio: np.ndarray) -> list[Phone]:
-    """Relabel as P each short silence inside speech whose release burst is labial (low and diffuse).
+    """Relabel as P each stop closure whose release burst is labial (low and diffuse).
 
-    A silent gap of STOP_GAP_S between speech sounds is a stop closure; a labial release has no
-    front cavity to resonate, so its burst carries little high-frequency energy (centroid under
-    LABIAL_BURST_HZ), unlike the high burst of T or the compact mid-frequency burst of K.
+    Closures are short silences between two speech phones (STOP_GAP_S) and the voiceless stops T
+    and K the recogniser heard. A labial release has no front cavity to resonate, so its burst
+    carries little high-frequency energy (centroid under LABIAL_BURST_HZ), unlike the ~3 kHz burst
+    of T or the compact 1-2.5 kHz burst of K. Voiced D and G are left alone: their voicing pulls
+    any burst's centroid down. A gap that ends in a voiced onset with no burst (a glottal stop)
+    looks labial to this test too.
     """
     out = list(phones)
     for k in range(1, len(out) - 1):
         name, start, end = out[k]
-        if name != SILENCE or not (STOP_GAP_S[0] <= end - start <= STOP_GAP_S[1]):
+        if name == SILENCE:
+            if not (STOP_GAP_S[0] <= end - start <= STOP_GAP_S[1]) or SILENCE in (out[k - 1][0], out[k + 1][0]):
+                continue
+            centroid = burst_centroid(audio, start, end)
+        elif name in ("T", "K"):
+            centroid = burst_centroid(audio, max(start - STOP_GAP_S[0], 0.0), end)
+        else:
             continue
-        if out[k - 1][0] == SILENCE or out[k + 1][0] == SILENCE:
-            continue
-        centroid = burst_centroid(audio, start, end)
         if centroid is not None and centroid < LABIAL_BURST_HZ:
             out[k] = ("P", start, end)
     return out

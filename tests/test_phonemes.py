@@ -127,13 +127,16 @@ def test_labial_gaps_and_bilabials_of_a_second_recogniser():
     vowel = 0.3 * np.sin(2 * np.pi * 150 * t)
     low_burst = 0.3 * np.sin(2 * np.pi * 300 * t)  # weak and low: a lip release
     high_burst = 0.3 * np.diff(rng.standard_normal(t.shape[0] + 1))  # white noise differenced: a T-like hiss
-    phones = [("AA", 0.0, 0.3), ("SIL", 0.3, 0.36), ("AA", 0.36, 0.6), ("SIL", 0.6, 0.66), ("AA", 0.66, 1.0)]
+    phones = [("AA", 0.0, 0.3), ("SIL", 0.3, 0.36), ("AA", 0.36, 0.6), ("SIL", 0.6, 0.9), ("AA", 0.9, 1.0)]
     for burst, expected in ((low_burst, "P"), (high_burst, SILENCE)):
         audio = np.where((t < 0.3) | (t >= 0.4), vowel, 0.0)
         audio = np.where((t >= 0.36) & (t < 0.4), burst, audio)
-        audio[int(0.6 * SAMPLE_RATE) : int(0.66 * SAMPLE_RATE)] = 0.0
+        audio[int(0.6 * SAMPLE_RATE) : int(0.9 * SAMPLE_RATE)] = 0.0
         labelled = label_labial_gaps(phones, audio.astype(np.float32))
         assert labelled[1] == (expected, 0.3, 0.36)
+        assert labelled[3] == (SILENCE, 0.6, 0.9)  # a pause, not a stop closure
+        heard_as_t = [("AA", 0.0, 0.3), ("T", 0.3, 0.4), ("AA", 0.4, 1.0)]  # a recogniser's T over the closure and burst
+        assert label_labial_gaps(heard_as_t, audio.astype(np.float32))[1][0] == ("P" if expected == "P" else "T")
     base = [("SIL", 0.0, 0.2), ("AA", 0.2, 0.5), ("M", 0.5, 0.55), ("AA", 0.55, 1.0)]
     merged = add_bilabials(base, [("B", 0.3, 0.35), ("M", 0.51, 0.56), ("T", 0.7, 0.8)])
     assert merged == [("SIL", 0.0, 0.2), ("AA", 0.2, 0.3), ("B", 0.3, 0.35), ("AA", 0.35, 0.5), ("M", 0.5, 0.55), ("AA", 0.55, 1.0)]
