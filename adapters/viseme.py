@@ -86,7 +86,7 @@ OPENING_AUS: tuple[str, ...] = ("AU16", "AU25", "AU26")  # scaled by loudness, z
 CLOSURE_RAMP_S = 0.04  # raised-cosine ramp around a bilabial's closed stretch
 ONSET_S = 0.08  # weights fade in over the 80 ms before a stretch of speech (natural anticipation) ...
 RELEASE_S = 0.08  # ... and out over the 80 ms after it
-PAUSE_S = 0.25  # silences at least this long are pauses: the lips go back to rest
+PAUSE_S = 0.15  # silences longer than a stop closure (STOP_GAP_S) are pauses: the lips go back to rest
 
 LOUDNESS_WINDOW_S = 0.06  # RMS box window, centred on each 10 ms step
 LOUDNESS_RANGE_DB = 30.0  # opening goes from 0 at ref - 30 dB to 1 at the clip's reference level
