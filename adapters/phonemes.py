@@ -33,7 +33,6 @@ ALLPHONE_LM_WEIGHT = 1.0
 STEP_S = 0.01
 AUDIBLE_RANGE_DB = 45.0  # steps more than 45 dB below the clip's loud steps are silence
 MAX_SNAP_S = 0.15  # speech edges move by at most this much to meet the sound
-MAX_STOP_GAP_S = 0.15  # the longest silent gap inside a word (a stop closure)
 STOP_CLOSURE_S = 0.08  # a stop after a pause closes this long before its burst
 MAX_UNALIGNED_SPEECH = 0.25  # more audible speech outside the aligned words: the transcript does not match
 BILABIALS = frozenset({"P", "B", "M"})
@@ -178,9 +177,9 @@ def stretch_last_word(phones: list[Phone], last_word: int, audible: np.ndarray) 
         return phones
     # the audible run that continues from the word's end, bridging gaps shorter than a stop closure
     gaps = np.diff(tail)
-    cut = np.flatnonzero(gaps > MAX_STOP_GAP_S / STEP_S)
+    cut = np.flatnonzero(gaps > STOP_GAP_S[1] / STEP_S)
     run = tail[: cut[0] + 1] if cut.size else tail
-    if run[0] * STEP_S > MAX_STOP_GAP_S:
+    if run[0] * STEP_S > STOP_GAP_S[1]:
         return phones
     new_end = end + (run[-1] + 2) * STEP_S  # + the step's 20 ms window
     scale = (new_end - start) / (end - start)

@@ -25,7 +25,7 @@ from talking_faces.errors import TalkingFacesError
 from talking_faces.audio import num_output_frames
 
 from .base import SpeechAdapter, SpeechOutput, SpeechRequest
-from .phonemes import BILABIALS, SILENCE, Phone, PhonemeRecognizer
+from .phonemes import BILABIALS, SILENCE, STOP_GAP_S, Phone, PhonemeRecognizer
 
 # The 15 visemes of the MPEG-4 / Oculus set, as lip AU weights in [0, 1].
 VISEME_AUS: dict[str, dict[str, float]] = {
@@ -86,7 +86,7 @@ OPENING_AUS: tuple[str, ...] = ("AU16", "AU25", "AU26")  # scaled by loudness, z
 CLOSURE_RAMP_S = 0.04  # raised-cosine ramp around a bilabial's closed stretch
 ONSET_S = 0.08  # weights fade in over the 80 ms before a stretch of speech (natural anticipation) ...
 RELEASE_S = 0.08  # ... and out over the 80 ms after it
-PAUSE_S = 0.15  # silences longer than a stop closure (STOP_GAP_S) are pauses: the lips go back to rest
+PAUSE_S = STOP_GAP_S[1]  # silences longer than a stop closure are pauses: the lips go back to rest
 
 LOUDNESS_WINDOW_S = 0.06  # RMS box window, centred on each 10 ms step
 LOUDNESS_RANGE_DB = 30.0  # opening goes from 0 at ref - 30 dB to 1 at the clip's reference level
@@ -204,7 +204,7 @@ def speech_regions(phones: list[Phone]) -> list[tuple[float, float]]:
     for name, start, end in phones:
         if name == SILENCE:
             continue
-        if regions and start - regions[-1][1] < PAUSE_S:
+        if regions and start - regions[-1][1] <= PAUSE_S:
             regions[-1] = (regions[-1][0], end)
         else:
             regions.append((start, end))

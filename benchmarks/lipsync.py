@@ -64,7 +64,6 @@ SENTENCES = (
     "Bubbles popped, and my puppy jumped up to grab them.",
 )
 OPEN_VOWELS = frozenset({"a", "aa", "a#", "A:", "A@", "aI", "aU", "V", "0", "O:", "O", "O@", "E", "e@", "eI"})
-PAUSES = frozenset({"_", "_:", "_!", "_|", ";"})
 
 
 class _EventId(ctypes.Union):
@@ -187,7 +186,7 @@ def _subtract(runs: list[tuple[float, float]], cuts: list[tuple[float, float]]) 
 
 
 def corpus(espeak: Espeak, seed: int = 0):
-    """Yield (sentence, wpm, padding, audio, truth, pause events agreeing with silent runs)."""
+    """Yield (sentence, wpm, padding, audio, truth, espeak phoneme events) for every clip of the corpus."""
     rng = np.random.default_rng(seed)
     for wpm in RATES_WPM:
         for sentence in SENTENCES:
