@@ -268,3 +268,19 @@ def test_ctc_folder_errors(tmp_path):
         load_ctc(tmp_path / "missing")
     with pytest.raises(TalkingFacesError, match="vocab.json"):
         load_ctc(tmp_path)
+
+
+def test_render_takes_a_phoneme_model_folder(tmp_path, speech):
+    import soundfile
+    from typer.testing import CliRunner
+
+    from talking_faces.cli import app
+    from talking_faces.pipeline import animate
+
+    assert "--phonemes" in CliRunner().invoke(app, ["render", "--help"], terminal_width=200).output
+    wav = tmp_path / "speech.wav"
+    soundfile.write(str(wav), speech[:SAMPLE_RATE], SAMPLE_RATE)
+    with pytest.raises(TalkingFacesError, match="Phoneme model folder not found"):
+        animate(wav, model_options={"phonemes": tmp_path / "missing"}, device="cpu")
+    ctc = _tiny_ctc_folder(tmp_path / "ctc", "wav2vec2")
+    assert animate(wav, model_options={"phonemes": ctc}, device="cpu").vertices.shape[0] == 30
