@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 
 import numpy as np
 
@@ -24,11 +25,26 @@ ARPABET: tuple[str, ...] = (
 )
 SILENCE = "SIL"
 FRAMES_PER_SECOND = 100.0  # pocketsphinx's frame rate
+# The phone loop decodes at 150 frames/s: each phone HMM needs at least 3 frames, which at 100/s
+# (30 ms) swallows the short closures of fast speech; 150/s found 71% instead of 49% of the
+# bilabials of 190 wpm synthetic speech (66% vs 63% at 130 wpm); 175 and 200 found fewer.
+PHONE_LOOP_FRAMES_PER_SECOND = 150.0
 # Alignment fails on long clips with the default beams; see docs/viseme.md.
 ALIGN_BEAM = 1e-80
 # The default language-model weight (6.5) makes allphone search swallow whole words into SIL;
-# 2.0 found 3x more bilabials on the sample speech at the same speed (docs/viseme.md).
-ALLPHONE_LM_WEIGHT = 2.0
+# 2.0 found 3x more bilabials on the sample speech, and 1.0 another 15% on synthetic speech (docs/viseme.md).
+ALLPHONE_LM_WEIGHT = 1.0
+STEP_S = 0.01
+AUDIBLE_RANGE_DB = 45.0  # steps more than 45 dB below the clip's loud steps are silence
+MAX_SNAP_S = 0.15  # speech edges move by at most this much to meet the sound
+STOP_CLOSURE_S = 0.08  # a stop after a pause closes this long before its burst
+MAX_UNALIGNED_SPEECH = 0.25  # more audible speech outside the aligned words: the transcript does not match
+BILABIALS = frozenset({"P", "B", "M"})
+BILABIAL_MATCH_S = 0.05  # bilabials of two recognisers this close are the same one
+STOP_GAP_S = (0.02, 0.15)  # a silence inside speech this long is a stop's closure
+BURST_RISE_DB = 20.0
+LABIAL_BURST_HZ = 800.0  # labial bursts: centroid under 800 Hz (alveolar ~3 kHz, velar ~1-2.5 kHz)
+DITHER_LSB = 2.0  # RMS of the dither added to the 16-bit PCM, about -84 dB below the normalised peak
 
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -76,10 +92,15 @@ def transcript_words(text: str) -> list[str]:
 
 
 def to_pcm16(audio: np.ndarray) -> bytes:
-    """16-bit PCM bytes of `(N,)` float audio, peak-normalised so that quiet recordings decode as well."""
+    """16-bit PCM bytes of `(N,)` float audio, peak-normalised so that quiet recordings decode as well.
+
+    A fixed dither of DITHER_LSB (seeded, so decoding is repeatable) keeps digital silence from
+    reaching the recogniser as exact zeros, whose log energies break its alignment.
+    """
     peak = float(np.abs(audio).max()) if audio.size else 0.0
-    scale = 0.9 / peak if peak > 0 else 0.0
-    return np.clip(audio * scale * 32767.0, -32768, 32767).astype("<i2").tobytes()
+    scale = 0.9 * 32767.0 / peak if peak > 0 else 0.0
+    dither = DITHER_LSB * np.random.default_rng(0).standard_normal(audio.shape[0])
+    return np.clip(np.round(audio * scale + dither), -32768, 32767).astype("<i2").tobytes()
 
 
 def tidy(phones: list[Phone], duration: float) -> list[Phone]:
@@ -106,15 +127,104 @@ def tidy(phones: list[Phone], duration: float) -> list[Phone]:
     return merged or [(SILENCE, 0.0, duration)]
 
 
-class PhonemeRecognizer:
-    """Phones of 16 kHz speech. Each pocketsphinx decoder is built on first use and then reused."""
+def audible_steps(audio: np.ndarray) -> np.ndarray:
+    """`(J,)` bool every 10 ms (step j covers j * 10 ms + 20 ms): 20 ms RMS within AUDIBLE_RANGE_DB of the clip's loud steps.
 
-    def __init__(self) -> None:
+    Relative to the 99th-percentile level, so that the recording level does not matter; dither
+    and room noise far below the speech are inaudible.
+    """
+    hop = int(SAMPLE_RATE * STEP_S)
+    power = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])
+    starts = np.arange(audio.shape[0] // hop + 1) * hop
+    ends = np.minimum(starts + 2 * hop, audio.shape[0])
+    rms = np.sqrt(np.maximum(power[ends] - power[starts], 0.0) / np.maximum(ends - starts, 1))
+    reference = np.percentile(rms, 99.0) if rms.size else 0.0
+    return (rms > reference * 10.0 ** (-AUDIBLE_RANGE_DB / 20.0)) & (rms > 0)
+
+
+def snap_to_sound(phones: list[Phone], audible: np.ndarray) -> list[Phone]:
+    """Move each speech/SIL boundary to where the sound starts or stops, by up to MAX_SNAP_S.
+
+    Aligners give the quiet edges of words to the silence next to them (the murmur of "Maybe"
+    after a pause, "Ben | made"); a phone next to SIL takes the audible run that touches it.
+    """
+    out = list(phones)
+    limit = int(round(MAX_SNAP_S / STEP_S))
+    for k in range(len(out) - 1):
+        (left, start, middle), (right, _, end) = out[k], out[k + 1]
+        j = int(round(middle / STEP_S))
+        if left == SILENCE and right != SILENCE:  # speech starts: walk back over audible steps
+            i = j
+            while i - 1 >= 0 and j - (i - 1) <= limit and (i - 1) * STEP_S > start and audible[i - 1]:
+                i -= 1
+            boundary = i * STEP_S
+        elif left != SILENCE and right == SILENCE:  # speech stops: walk on over audible steps
+            i = j
+            while i < audible.shape[0] and i - j < limit and (i + 1) * STEP_S < end and audible[i]:
+                i += 1
+            boundary = i * STEP_S
+        else:
+            continue
+        out[k], out[k + 1] = (left, start, boundary), (right, boundary, end)
+    return [p for p in out if p[2] > p[1]]
+
+
+def stretch_last_word(phones: list[Phone], last_word: int, audible: np.ndarray) -> list[Phone]:
+    """Stretch the phones of the utterance's last word (from index `last_word`) to the end of the audible speech.
+
+    Aligners squeeze a final word into its first frames when its tail is quiet ("...game": G-EY-M
+    in 0.13 s, then silence through the audible "-ame"); the word then ends where the sound does.
+    """
+    start, end = phones[last_word][1], phones[-1][2]
+    tail = np.flatnonzero(audible[int(round(end / STEP_S)) :])
+    if not tail.size:
+        return phones
+    # the audible run that continues from the word's end, bridging gaps shorter than a stop closure
+    gaps = np.diff(tail)
+    cut = np.flatnonzero(gaps > STOP_GAP_S[1] / STEP_S)
+    run = tail[: cut[0] + 1] if cut.size else tail
+    if run[0] * STEP_S > STOP_GAP_S[1]:
+        return phones
+    new_end = end + (run[-1] + 2) * STEP_S  # + the step's 20 ms window
+    scale = (new_end - start) / (end - start)
+    return phones[:last_word] + [(n, start + (s - start) * scale, start + (e - start) * scale) for n, s, e in phones[last_word:]]
+
+
+def extend_stop_closures(phones: list[Phone]) -> list[Phone]:
+    """Give P the gap before its burst (up to STOP_CLOSURE_S), taken from a preceding SIL.
+
+    The closure of a voiceless stop is silent, so aligners hand it to the pause before it ("pie"
+    at the start, "pass" after a comma); the lips must be shut through it. A B's closure carries
+    a voice bar, which `snap_to_sound` has already given back to it.
+    """
+    out = list(phones)
+    for k in range(1, len(out)):
+        name, start, end = out[k]
+        previous = out[k - 1]
+        if name != "P" or previous[0] != SILENCE:
+            continue
+        new_start = max(previous[1], start - STOP_CLOSURE_S)
+        if new_start < start:
+            out[k - 1] = (SILENCE, previous[1], new_start)
+            out[k] = (name, new_start, end)
+    return [p for p in out if p[2] > p[1]]
+
+
+class PhonemeRecognizer:
+    """Phones of 16 kHz speech. Each pocketsphinx decoder is built on first use and then reused.
+
+    Without a transcript, words are recognised with pocketsphinx's bundled language model and
+    then force-aligned (`recognize`); `ctc` replaces that with a local phoneme-CTC model.
+    """
+
+    def __init__(self, ctc=None) -> None:
+        self.ctc = ctc
         self._allphone = None
         self._aligner = None
+        self._words = None
 
     def phonemes(self, audio: np.ndarray, text: str | None = None) -> list[Phone]:
-        """Forced alignment when a transcript is given, else phone recognition.
+        """Forced alignment when a transcript is given, else recognition.
 
         Args:
             audio: `(N,)` float32 at 16 kHz.
@@ -125,26 +235,67 @@ class PhonemeRecognizer:
         return self.recognize(audio) if text is None else self.align(audio, text)
 
     def recognize(self, audio: np.ndarray) -> list[Phone]:
+        """Transcript-free phones: the CTC model when given; else the phone loop, with labial stop gaps
+        (`label_labial_gaps`) and the bilabials of the recognised words force-aligned (`add_bilabials`).
+
+        Each source alone finds about 60% (phone loop) and 40% (words) of the bilabials of synthetic
+        speech; together with the gaps, 70% (docs/viseme.md).
+        """
+        if self.ctc is not None:
+            return extend_stop_closures(snap_to_sound(self.ctc.phonemes(audio), audible_steps(audio)))
+        phones = label_labial_gaps(self.recognize_phones(audio), audio)
+        words = self.recognize_words(audio)
+        aligned = self._align_words(audio, words) if words else None
+        return phones if aligned is None else add_bilabials(phones, aligned)
+
+    def recognize_words(self, audio: np.ndarray) -> list[str]:
+        """Words heard with pocketsphinx's bundled US English language model (fillers dropped)."""
+        if self._words is None:
+            self._words = _decoder(lm=_default_lm(), bestpath=True)
+        _decode(self._words, to_pcm16(audio))
+        hypothesis = self._words.hyp()
+        return transcript_words(hypothesis.hypstr) if hypothesis is not None else []
+
+    def recognize_phones(self, audio: np.ndarray) -> list[Phone]:
         """Phone recognition: allphone search with the phone language model."""
         from pocketsphinx import get_model_path
 
         if self._allphone is None:
-            self._allphone = _decoder(allphone=get_model_path("en-us/en-us-phone.lm.bin"), lw=ALLPHONE_LM_WEIGHT)
+            self._allphone = _decoder(allphone=get_model_path("en-us/en-us-phone.lm.bin"), lw=ALLPHONE_LM_WEIGHT,
+                                      frate=int(PHONE_LOOP_FRAMES_PER_SECOND))
         _decode(self._allphone, to_pcm16(audio))
         segments = self._allphone.seg() or []  # None when the clip is too short to decode
         frames = [(seg.word, seg.start_frame, seg.end_frame + 1) for seg in segments]
-        return _to_seconds(frames, audio)
+        phones = _to_seconds(frames, audio, PHONE_LOOP_FRAMES_PER_SECOND)
+        return extend_stop_closures(snap_to_sound(phones, audible_steps(audio)))
 
     def align(self, audio: np.ndarray, text: str) -> list[Phone]:
-        """Forced alignment to `text`, falling back to recognition when it fails or the text is empty.
+        """Forced alignment to `text`; when that cannot be made, a warning and the transcript-free phones.
 
-        Words missing from CMUdict are added with letter-to-sound pronunciations (`spell`).
+        Words missing from CMUdict are added with letter-to-sound pronunciations (`spell`). The
+        alignment is refused when more than MAX_UNALIGNED_SPEECH of the audible speech falls
+        outside its words (a transcript of other or fewer words).
         """
+        words = transcript_words(text)
+        phones = self._align_words(audio, words) if words else None
+        if phones is None:
+            problem = "it has no words" if not words else "pocketsphinx could not align its words to the speech"
+        else:
+            audible = audible_steps(audio)
+            missed = _unaligned_fraction(phones, audible)
+            problem = f"{missed:.0%} of the audible speech lies outside its words" if missed > MAX_UNALIGNED_SPEECH else None
+        if problem is None:
+            return phones
+        warnings.warn(f"The transcript does not match the audio ({problem}); using phonemes recognised without it.", stacklevel=2)
+        return self.recognize(audio)
+
+    def _align_words(self, audio: np.ndarray, words: list[str]) -> list[Phone] | None:
+        """Phones of `words` force-aligned to the audio, with edge repairs; None when pocketsphinx cannot align them."""
         if self._aligner is None:
             self._aligner = _decoder(beam=ALIGN_BEAM, pbeam=ALIGN_BEAM, wbeam=ALIGN_BEAM)
-        words = self._known_words(transcript_words(text))
+        words = self._known_words(words)
         if not words:
-            return self.recognize(audio)
+            return None
         pcm = to_pcm16(audio)
         try:
             self._aligner.set_align_text(" ".join(words))
@@ -153,9 +304,21 @@ class PhonemeRecognizer:
             _decode(self._aligner, pcm)  # second pass: phones within the words
             alignment = self._aligner.get_alignment()
         except RuntimeError:  # pocketsphinx raises it when the words cannot be aligned to the audio
-            return self.recognize(audio)
-        frames = [] if alignment is None else [(p.name, p.start, p.start + p.duration) for p in alignment.phones()]
-        return _to_seconds(frames, audio) if frames else self.recognize(audio)
+            return None
+        if alignment is None:
+            return None
+        frames, last_word = [], 0
+        for word in alignment.words():
+            if word.name not in ("<s>", "</s>", "<sil>"):
+                last_word = len(frames)
+            for phone in word:
+                frames.append((phone.name, phone.start, phone.start + phone.duration))
+        if not frames:
+            return None
+        phones = [(n, s / FRAMES_PER_SECOND, e / FRAMES_PER_SECOND) for n, s, e in frames]
+        audible = audible_steps(audio)
+        phones = stretch_last_word(phones[: _last_spoken(phones) + 1], last_word, audible)
+        return extend_stop_closures(snap_to_sound(tidy(phones, audio.shape[0] / SAMPLE_RATE), audible))
 
     def _known_words(self, words: list[str]) -> list[str]:
         """The words, after adding each one missing from the aligner's dictionary with a spelled pronunciation."""
@@ -170,11 +333,30 @@ class PhonemeRecognizer:
         return known
 
 
-def _decoder(**settings):
+def _last_spoken(phones: list[Phone]) -> int:
+    return max((k for k, p in enumerate(phones) if p[0] in ARPABET), default=len(phones) - 1)
+
+
+def _unaligned_fraction(phones: list[Phone], audible: np.ndarray) -> float:
+    """Fraction of audible 10 ms steps that lie in SIL phones."""
+    spoken = np.zeros(audible.shape[0], bool)
+    for name, start, end in phones:
+        if name != SILENCE:
+            spoken[int(round(start / STEP_S)) : int(round(end / STEP_S))] = True
+    return float((audible & ~spoken).sum() / max(audible.sum(), 1))
+
+
+def _default_lm() -> str:
+    from pocketsphinx import get_model_path
+
+    return get_model_path("en-us/en-us.lm.bin")
+
+
+def _decoder(lm: str | None = None, bestpath: bool = False, **settings):
     from pocketsphinx import Decoder
 
     # logfn keeps pocketsphinx's C logging off stdout and stderr.
-    return Decoder(lm=None, bestpath=False, logfn=os.devnull, **settings)
+    return Decoder(lm=lm, bestpath=bestpath, logfn=os.devnull, **settings)
 
 
 def _decode(decoder, pcm: bytes) -> None:
@@ -183,7 +365,73 @@ def _decode(decoder, pcm: bytes) -> None:
     decoder.end_utt()
 
 
-def _to_seconds(frames: list[tuple[str, int, int]], audio: np.ndarray) -> list[Phone]:
-    """`(name, start_frame, end_frame)` at 100 frames/s -> tidy phones in seconds."""
-    phones = [(name, start / FRAMES_PER_SECOND, end / FRAMES_PER_SECOND) for name, start, end in frames]
+def _to_seconds(frames: list[tuple[str, int, int]], audio: np.ndarray, rate: float) -> list[Phone]:
+    """`(name, start_frame, end_frame)` at `rate` frames/s -> tidy phones in seconds."""
+    phones = [(name, start / rate, end / rate) for name, start, end in frames]
     return tidy(phones, audio.shape[0] / SAMPLE_RATE)
+
+
+def burst_centroid(audio: np.ndarray, start: float, end: float) -> float | None:
+    """Spectral centroid (Hz) of the 20 ms after the burst that ends a silent gap `[start, end]` s, or None.
+
+    The burst is the first 5 ms frame, from the gap's quietest frame up to 30 ms past its end,
+    that rises BURST_RISE_DB above that quietest frame.
+    """
+    hop = SAMPLE_RATE // 200
+    lo, hi = int(start * SAMPLE_RATE), min(int((end + 0.03) * SAMPLE_RATE), audio.shape[0])
+    frames = audio[lo : lo + (hi - lo) // hop * hop].astype(np.float64).reshape(-1, hop)
+    if frames.shape[0] < 2:
+        return None
+    db = 10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    floor = int(np.argmin(db))
+    rise = np.flatnonzero(db[floor:] > db[floor] + BURST_RISE_DB)
+    if not rise.size:
+        return None
+    onset = lo + (floor + int(rise[0])) * hop
+    burst = audio[onset : onset + 4 * hop].astype(np.float64)
+    if burst.shape[0] < 4 * hop:
+        return None
+    power = np.abs(np.fft.rfft(burst * np.hanning(burst.shape[0]))) ** 2
+    freqs = np.fft.rfftfreq(burst.shape[0], 1.0 / SAMPLE_RATE)
+    return float((freqs * power).sum() / max(power.sum(), 1e-20))
+
+
+def label_labial_gaps(phones: list[Phone], audio: np.ndarray) -> list[Phone]:
+    """Relabel as P each stop closure whose release burst is labial (low and diffuse).
+
+    Closures are short silences between two speech phones (STOP_GAP_S) and the voiceless stops T
+    and K the recogniser heard. A labial release has no front cavity to resonate, so its burst
+    carries little high-frequency energy (centroid under LABIAL_BURST_HZ), unlike the ~3 kHz burst
+    of T or the compact 1-2.5 kHz burst of K. Voiced D and G are left alone: their voicing pulls
+    any burst's centroid down. A gap that ends in a voiced onset with no burst (a glottal stop)
+    looks labial to this test too.
+    """
+    out = list(phones)
+    for k in range(1, len(out) - 1):
+        name, start, end = out[k]
+        if name == SILENCE:
+            if not (STOP_GAP_S[0] <= end - start <= STOP_GAP_S[1]) or SILENCE in (out[k - 1][0], out[k + 1][0]):
+                continue
+            centroid = burst_centroid(audio, start, end)
+        elif name in ("T", "K"):
+            centroid = burst_centroid(audio, max(start - STOP_GAP_S[0], 0.0), end)
+        else:
+            continue
+        if centroid is not None and centroid < LABIAL_BURST_HZ:
+            out[k] = ("P", start, end)
+    return out
+
+
+def add_bilabials(phones: list[Phone], extra: list[Phone]) -> list[Phone]:
+    """`phones` with each bilabial of `extra` that has none of `phones`' within BILABIAL_MATCH_S written over them."""
+    out = list(phones)
+    for name, start, end in extra:
+        if name not in BILABIALS:
+            continue
+        if any(n in BILABIALS and s < end + BILABIAL_MATCH_S and e > start - BILABIAL_MATCH_S for n, s, e in out):
+            continue
+        pieces = []
+        for n, s, e in out:
+            pieces.extend(p for p in ((n, s, min(e, start)), (n, max(s, end), e)) if p[2] > p[1])
+        out = sorted(pieces + [(name, start, end)], key=lambda p: p[1])
+    return out

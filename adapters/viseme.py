@@ -25,7 +25,7 @@ from talking_faces.errors import TalkingFacesError
 from talking_faces.audio import num_output_frames
 
 from .base import SpeechAdapter, SpeechOutput, SpeechRequest
-from .phonemes import SILENCE, Phone, PhonemeRecognizer
+from .phonemes import BILABIALS, SILENCE, STOP_GAP_S, Phone, PhonemeRecognizer
 
 # The 15 visemes of the MPEG-4 / Oculus set, as lip AU weights in [0, 1].
 VISEME_AUS: dict[str, dict[str, float]] = {
@@ -84,8 +84,9 @@ DOMINANCE_REACH = 6.0  # time constants after which a dominance (exp(-6) = 0.25%
 
 OPENING_AUS: tuple[str, ...] = ("AU16", "AU25", "AU26")  # scaled by loudness, zeroed at bilabials
 CLOSURE_RAMP_S = 0.04  # raised-cosine ramp around a bilabial's closed stretch
-ONSET_S = 0.05  # weights fade in over the first phone's start ...
-RELEASE_S = 0.15  # ... and out after the last phone's end
+ONSET_S = 0.08  # weights fade in over the 80 ms before a stretch of speech (natural anticipation) ...
+RELEASE_S = 0.08  # ... and out over the 80 ms after it
+PAUSE_S = STOP_GAP_S[1]  # silences longer than a stop closure are pauses: the lips go back to rest
 
 LOUDNESS_WINDOW_S = 0.06  # RMS box window, centred on each 10 ms step
 LOUDNESS_RANGE_DB = 30.0  # opening goes from 0 at ref - 30 dB to 1 at the clip's reference level
@@ -151,12 +152,22 @@ def _hop_energy(audio: np.ndarray, hop: int, block: int = 4096) -> np.ndarray:
 
 
 def silence_inaudible(phones: list[Phone], level: np.ndarray) -> list[Phone]:
-    """Relabel as SIL every phone with no step above the noise gate: recognisers hear phones in noise."""
+    """Relabel as SIL every phone with no step above the noise gate: recognisers hear phones in noise.
+
+    Bilabials next to an audible phone are kept: a stop's closure is silent by nature.
+    """
     steps = level.shape[0]
-    out = []
-    for name, start, end in phones:
+
+    def audible(start: float, end: float) -> bool:
         span = level[min(int(start / LOUDNESS_STEP_S), steps - 1) : max(int(np.ceil(end / LOUDNESS_STEP_S)), 1)]
-        out.append((SILENCE if span.max(initial=0.0) == 0.0 else name, start, end))
+        return bool(span.max(initial=0.0) > 0.0)
+
+    heard = [name != SILENCE and audible(start, end) for name, start, end in phones]
+    out = []
+    for k, (name, start, end) in enumerate(phones):
+        next_to_speech = (k > 0 and heard[k - 1]) or (k + 1 < len(phones) and heard[k + 1])
+        keep = heard[k] or (name in BILABIALS and next_to_speech)
+        out.append((name if keep else SILENCE, start, end))
     return out
 
 
@@ -205,14 +216,31 @@ def bilabial_closure(segments: list[tuple[str, float, float]], times: np.ndarray
     return closure
 
 
+def speech_regions(phones: list[Phone]) -> list[tuple[float, float]]:
+    """`(start, end)` of the stretches of speech: non-SIL phones, joined across silences shorter than PAUSE_S."""
+    regions: list[tuple[float, float]] = []
+    for name, start, end in phones:
+        if name == SILENCE:
+            continue
+        if regions and start - regions[-1][1] <= PAUSE_S:
+            regions[-1] = (regions[-1][0], end)
+        else:
+            regions.append((start, end))
+    return regions
+
+
 def activity(phones: list[Phone], times: np.ndarray) -> np.ndarray:
-    """`(T,)` in [0, 1]: 0 before the first non-silent phone, fading in over ONSET_S, out over RELEASE_S."""
-    speech = [(start, end) for name, start, end in phones if name != SILENCE]
-    if not speech:
-        return np.zeros(times.shape[0])
-    onset = np.clip((times - speech[0][0]) / ONSET_S, 0.0, 1.0)
-    release = np.clip(1.0 - (times - speech[-1][1]) / RELEASE_S, 0.0, 1.0)
-    return np.sin(0.5 * np.pi * np.minimum(onset, release)) ** 2
+    """`(T,)` in [0, 1]: 1 in speech, fading in over the ONSET_S before each stretch and out over RELEASE_S after it.
+
+    Exactly 0 in pauses of at least ONSET_S + RELEASE_S, so the lips rest there; the fade-in ends
+    as the first phone starts, so a bilabial that opens a stretch is fully closed.
+    """
+    out = np.zeros(times.shape[0])
+    for start, end in speech_regions(phones):
+        onset = np.clip((times - (start - ONSET_S)) / ONSET_S, 0.0, 1.0)
+        release = np.clip(1.0 - (times - end) / RELEASE_S, 0.0, 1.0)
+        out = np.maximum(out, np.sin(0.5 * np.pi * np.minimum(onset, release)) ** 2)
+    return out
 
 
 def speech_weights(phones: list[Phone], audio: np.ndarray, fps: float) -> np.ndarray:
@@ -248,17 +276,25 @@ class VisemeAdapter(SpeechAdapter):
     requires = frozenset({"basis"})
     topology = None
 
-    def __init__(self, device: torch.device | str = "cpu") -> None:
+    def __init__(self, device: torch.device | str = "cpu", phonemes: str | Path | None = None) -> None:
         super().__init__(device)
-        self.recognizer = PhonemeRecognizer()
+        ctc = None
+        if phonemes is not None:
+            from .phoneme_ctc import load_ctc
+
+            ctc = load_ctc(phonemes)
+        self.recognizer = PhonemeRecognizer(ctc=ctc)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None, device: torch.device | str = "cpu", **options: Any) -> "VisemeAdapter":
+    def from_checkpoint(
+        cls, path: str | Path | None, device: torch.device | str = "cpu", phonemes: str | Path | None = None, **options: Any
+    ) -> "VisemeAdapter":
+        """`phonemes`: a local phoneme-CTC model folder for transcript-free timing (default: pocketsphinx)."""
         if path is not None:
             raise TalkingFacesError(f"The viseme model needs no checkpoint, but got {path}; drop --checkpoint or pick a learned --model.")
         if options:
-            raise TalkingFacesError(f"The viseme model takes no options, but got {', '.join(sorted(options))}; remove them.")
-        return cls(device)
+            raise TalkingFacesError(f"The viseme model takes only the option phonemes, but got {', '.join(sorted(options))}; remove them.")
+        return cls(device, phonemes)
 
     def weights(self, audio: np.ndarray, fps: float, text: str | None = None) -> np.ndarray:
         """`(T, 32)` lip AU weights w_speech at `fps` for `(N,)` 16 kHz audio and an optional transcript."""

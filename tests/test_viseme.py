@@ -6,6 +6,7 @@ from talking_faces.adapters import SpeechRequest, adapter_class
 from talking_faces.adapters.phonemes import ARPABET, SILENCE
 from talking_faces.adapters.viseme import (
     DOMINANCE,
+    ONSET_S,
     PHONE_VISEMES,
     RELEASE_S,
     VISEME_AUS,
@@ -113,12 +114,15 @@ def test_registered_as_default_viseme_model():
 def test_leading_and_trailing_silence_are_exactly_still(offsets, phones):
     first = next(p for p in phones if p[0] != SILENCE)
     last = [p for p in phones if p[0] != SILENCE][-1]
-    leading = [k for k in range(offsets.shape[0]) if k / FPS <= first[1]]
+    assert first[1] == pytest.approx(0.5, abs=0.05)  # the file opens with 0.5 s of silence
+    # still until at most 100 ms (natural anticipation) before the first phone, and after the release
+    leading = [k for k in range(offsets.shape[0]) if k / FPS <= first[1] - ONSET_S]
     trailing = [k for k in range(offsets.shape[0]) if k / FPS >= last[2] + RELEASE_S]
-    assert len(leading) == 16 and len(trailing) >= 10
+    assert len(leading) >= 11 and len(trailing) >= 10
+    assert ONSET_S <= 0.1 and RELEASE_S <= 0.15
     assert torch.count_nonzero(offsets[leading]) == 0
     assert torch.count_nonzero(offsets[trailing]) == 0
-    assert torch.count_nonzero(offsets[leading[-1] + 2]) > 0  # and it starts moving right after
+    assert torch.count_nonzero(offsets[_frame(first[1])]) > 0  # and it moves as the speech starts
 
 
 def test_bilabials_close_and_press_the_lips(offsets, weights, phones):
@@ -196,7 +200,7 @@ def test_coarticulation_on_hand_made_phones():
     audio = (0.3 * np.sin(2 * np.pi * 150 * t) * ((t >= 0.3) & (t < 1.0))).astype(np.float32)
     w = speech_weights(phones, audio, 100.0)  # 100 fps: read values at 10 ms
     pucker, press = w[:, AU_INDEX["AU18"]], w[:, AU_INDEX["AU24"]]
-    assert np.count_nonzero(w[:31]) == 0  # leading silence
+    assert np.count_nonzero(w[:20]) == 0  # leading silence, up to 100 ms of anticipation
     assert _opening(w)[40] > 1.2 and _opening(w)[53] == 0.0 and press[53] >= PRESSOR - 1e-6
     assert pucker[73] > 0.25  # rounding of UW already shows on the T before it (anticipation)
     assert pucker[65] < pucker[73] < pucker[88]
@@ -207,7 +211,7 @@ def test_errors_name_the_fix(adapter, face, speech):
     identity, basis = face
     with pytest.raises(TalkingFacesError, match="needs no checkpoint"):
         VisemeAdapter.from_checkpoint("model.pt")
-    with pytest.raises(TalkingFacesError, match="takes no options"):
+    with pytest.raises(TalkingFacesError, match="takes only the option phonemes"):
         VisemeAdapter.from_checkpoint(None, temperature=0.5)
     with pytest.raises(TalkingFacesError, match="needs --au-basis"):
         speak(adapter, SpeechRequest(audio=speech, identity=identity))
@@ -235,7 +239,7 @@ def test_default_character_opens_on_vowels_and_closes_on_bilabials(adapter, spee
     bilabials = [_frame((s + e) / 2) for name, s, e in phones if name in {"P", "B", "M"}]
     assert gap[vowels].min() > 0.004  # measured 5.4 to 9.1 mm
     assert -0.002 < gap[bilabials].min() and gap[bilabials].max() < 0.0  # pressed: measured -0.7 to -0.8 mm
-    assert np.count_nonzero(out[: _frame(0.5)]) == 0  # neutral (1.8 mm apart) in the leading silence
+    assert np.count_nonzero(out[: _frame(0.5 - ONSET_S)]) == 0  # neutral (1.8 mm apart) in the leading silence
 
 
 def test_phones_heard_in_silence_do_not_move_the_lips():
@@ -243,7 +247,7 @@ def test_phones_heard_in_silence_do_not_move_the_lips():
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
     audio = (0.3 * np.sin(2 * np.pi * 150 * t) * ((t >= 0.6) & (t < 0.9))).astype(np.float32)
     w = speech_weights(phones, audio, 100.0)
-    assert np.count_nonzero(w[:60]) == 0  # the UW has no sound above the gate: it counts as silence
+    assert np.count_nonzero(w[:50]) == 0  # the UW has no sound above the gate: it counts as silence
     assert _opening(w)[75] > 1.2
 
 
@@ -252,3 +256,33 @@ def test_any_frame_rate_keeps_bilabials_closed(adapter, speech, transcript, phon
     assert w.shape == (round(speech.shape[0] / SAMPLE_RATE * 25), 32)
     bilabials = [int(round((s + e) / 2 * 25)) for name, s, e in phones if name in {"P", "B", "M"}]
     assert _opening(w)[bilabials].max() == 0.0  # retiming 30 fps to 25 fps leaves up to 0.02 here
+
+
+def _voiced(t: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
+    on = np.zeros_like(t, bool)
+    for start, end in spans:
+        on |= (t >= start) & (t < end)
+    return (0.3 * np.sin(2 * np.pi * 150 * t) * on).astype(np.float32)
+
+
+def test_lips_rest_in_pauses_and_close_on_bilabials_next_to_silence():
+    # "... you. | Bob" : a pause, then a bilabial whose closure is digital silence, as in a real stop
+    phones = [("SIL", 0.0, 0.3), ("Y", 0.3, 0.35), ("UW", 0.35, 0.7), ("SIL", 0.7, 1.5), ("B", 1.5, 1.58),
+              ("AA", 1.58, 1.8), ("B", 1.8, 1.86), ("SIL", 1.86, 2.5)]
+    t = np.arange(int(2.5 * SAMPLE_RATE)) / SAMPLE_RATE
+    audio = _voiced(t, [(0.3, 0.7), (1.58, 1.8)])  # both B closures are silent
+    w = speech_weights(phones, audio, 100.0)
+    assert np.count_nonzero(w[int(100 * (0.7 + RELEASE_S)) + 1 : int(100 * (1.5 - ONSET_S))]) == 0  # still in the pause
+    assert np.count_nonzero(w[: int(100 * (0.3 - ONSET_S))]) == 0
+    for centre in (1.54, 1.83):  # both bilabials, after the pause and before the final silence, close
+        k = int(round(100 * centre))
+        assert _opening(w)[k] == 0.0 and w[k, AU_INDEX["AU24"]] >= PRESSOR - 1e-6
+    assert np.count_nonzero(w[int(100 * (1.86 + RELEASE_S)) + 1 :]) == 0
+
+
+def test_short_silences_inside_speech_are_not_pauses():
+    phones = [("SIL", 0.0, 0.2), ("UW", 0.2, 0.5), ("SIL", 0.5, 0.6), ("UW", 0.6, 0.9), ("SIL", 0.9, 1.2)]
+    t = np.arange(int(1.2 * SAMPLE_RATE)) / SAMPLE_RATE
+    w = speech_weights(phones, _voiced(t, [(0.2, 0.5), (0.6, 0.9)]), 100.0)
+    assert w[55, AU_INDEX["AU25"]] == 0.0  # the jaw closes with the loudness in the gap ...
+    assert w[50:60, AU_INDEX["AU18"]].min() > 0.1  # ... but the lips stay rounded (no pause fade)

@@ -100,9 +100,9 @@ STEPS_HELP = "Denoising steps for --sampler (default: the sampler's upstream cou
 VQVAE_HELP = "Stage-1 VQ-VAE checkpoint (LG-LDM)."
 
 
-def model_options(sampler: str | None, steps: int | None, vqvae: Path | None) -> dict[str, Any]:
+def model_options(sampler: str | None, steps: int | None, vqvae: Path | None, phonemes: Path | None = None) -> dict[str, Any]:
     """The adapter options (`from_checkpoint(**options)`) that were given on the command line."""
-    given = {"sampler": sampler, "steps": steps, "vqvae": vqvae}
+    given = {"sampler": sampler, "steps": steps, "vqvae": vqvae, "phonemes": phonemes}
     return {name: value for name, value in given.items() if value is not None}
 
 

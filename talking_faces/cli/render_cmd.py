@@ -94,13 +94,15 @@ def render(
     vqvae: Optional[Path] = typer.Option(None, help=VQVAE_HELP),
     landmarks: Optional[Path] = typer.Option(None, help="Landmarks JSON for the rig of your own head (see `talkface landmarks`)."),
     export: Optional[list[Path]] = typer.Option(None, help=EXPORT_HELP),
+    phonemes: Optional[Path] = typer.Option(None, help="Local phoneme-CTC model folder (wav2vec2/HuBERT) for lip-sync without --text (viseme model)."),
 ) -> None:
     from talking_faces.gl import use_backend
     from talking_faces.atomic import check_output_writable
 
     out = out if out is not None else default_output(audio)
     inputs = (("audio", audio), ("--identity", identity), ("--au-basis", au_basis), ("--aublendnet", aublendnet),
-              ("--codebook", codebook), ("--checkpoint", checkpoint), ("--vqvae", vqvae), ("--landmarks", landmarks))
+              ("--codebook", codebook), ("--checkpoint", checkpoint), ("--vqvae", vqvae), ("--landmarks", landmarks),
+              ("--phonemes", phonemes))
     check_options(audio, out, save_vertices, emotion, model, device, size, inputs)
     exports = export or []
     for path in exports:
@@ -130,7 +132,7 @@ def render(
         speech = Background(lambda: stream_animation(
             audio, identity=face, emotion=emotion, model=model, checkpoint=checkpoint, au_basis=au_basis,
             aublendnet=aublendnet, codebook=codebook, style=style, text=text, fps=fps, device=device, stage=stage_name,
-            seed=seed, num_samples=num_samples, model_options=model_options(sampler, steps, vqvae), albedo=albedo,
+            seed=seed, num_samples=num_samples, model_options=model_options(sampler, steps, vqvae, phonemes), albedo=albedo,
             landmarks=landmarks, exports=bool(exports),
         ), name="talkface-speech")
         # The GL context and shaders are built while the speech is analysed.
