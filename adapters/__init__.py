@@ -17,6 +17,7 @@ from .base import SpeechAdapter
 ADAPTERS: dict[str, str] = {
     "viseme": "talking_faces.adapters.viseme:VisemeAdapter",
     "faceformer": "talking_faces.adapters.faceformer:FaceFormerAdapter",
+    "lgldm": "talking_faces.adapters.lgldm:LGLDMAdapter",
 }
 
 

@@ -18,7 +18,7 @@ import torch
 from talking_faces.errors import TalkingFacesError
 from talking_faces.identity import Identity
 
-from .audio_encoders import normalize_audio
+from .audio_encoders import config_from_state, normalize_audio
 from .base import SpeechAdapter
 from .faceformer_model import FaceFormer, FaceFormerConfig, periodic_encoding
 
@@ -99,27 +99,6 @@ def _shorten(keys: list[str], limit: int = 4) -> str:
     return ", ".join(keys[:limit]) + more if keys else "none"
 
 
-def _audio_encoder_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """wav2vec2 config overrides read off the tensor shapes (heads: hidden/64, the wav2vec2 convention)."""
-    prefix = "audio_encoder."
-    convs = sorted(int(k.split(".")[3]) for k in state if k.startswith(prefix + "feature_extractor.conv_layers.") and k.endswith(".conv.weight"))
-    layers = {int(k.split(".")[3]) for k in state if k.startswith(prefix + "encoder.layers.")}
-    conv = [state[f"{prefix}feature_extractor.conv_layers.{i}.conv.weight"] for i in convs]
-    pos = state[prefix + "encoder.pos_conv_embed.conv.parametrizations.weight.original1"]
-    hidden = state[prefix + "feature_projection.projection.weight"].shape[0]
-    return {
-        "hidden_size": hidden,
-        "num_hidden_layers": len(layers),
-        "num_attention_heads": max(1, hidden // 64),
-        "intermediate_size": state[prefix + "encoder.layers.0.feed_forward.intermediate_dense.weight"].shape[0],
-        "conv_dim": [w.shape[0] for w in conv],
-        "conv_kernel": [w.shape[2] for w in conv],
-        "num_conv_pos_embeddings": pos.shape[2],
-        "num_conv_pos_embedding_groups": hidden // pos.shape[1],
-        "feat_extract_norm": "layer" if f"{prefix}feature_extractor.conv_layers.1.layer_norm.weight" in state else "group",
-    }
-
-
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -155,7 +134,7 @@ def infer_config(state: dict[str, torch.Tensor], sidecar: dict[str, Any], datase
         audio_steps_per_frame=int(sidecar.get("audio_steps_per_frame", conventions.audio_steps_per_frame)),
         n_head=int(sidecar.get("n_head", 4)),
         num_layers=len(layers),
-        audio_encoder=sidecar.get("audio_encoder") or _audio_encoder_config(state),
+        audio_encoder=sidecar.get("audio_encoder") or config_from_state(state),
     )
     return config, dataset
 
