@@ -59,8 +59,9 @@ def test_official_files_load_strictly(mead_files, vocaset_files):
             assert torch.equal(value, reference[key]), key
         vq = load_vqvae(stage1)
         assert vq.emotional == mead and vq.config.tokens_per_frame == 4
+        reference = tiny_vqvae(mead).state_dict()
         for key, value in vq.state_dict().items():
-            assert torch.equal(value, tiny_vqvae(mead).state_dict()[key]), key
+            assert torch.equal(value, reference[key]), key
         assert denoiser.config.periodic_position == (not mead) and denoiser.config.n_head == (4 if mead else 8)
         assert denoiser.audio_encoder.config.do_stable_layer_norm
 
@@ -191,12 +192,13 @@ def test_one_vocaset_ddim_step_against_the_formula(schedule):
     out = scheduler.step(x0, 19, x_t, torch.Generator().manual_seed(0)).prev_sample
     a, a_next = alpha_bar(19), alpha_bar(9)
     eps = (x_t.double() / math.sqrt(a) - x0.double()) / math.sqrt(1 / a - 1)
-    torch.testing.assert_close(out.double(), math.sqrt(a_next) * x0.double() + math.sqrt(1 - a_next) * eps, rtol=1e-5, atol=1e-5)
+    # eps divides by sqrt(1/abar_19 - 1) ~ 0.03, which scales float32 rounding by ~30.
+    torch.testing.assert_close(out.double(), math.sqrt(a_next) * x0.double() + math.sqrt(1 - a_next) * eps, rtol=1e-4, atol=1e-4)
 
 
 # ----- the adapter -----------------------------------------------------------------------------
 def test_default_samplers_draw_in_upstreams_order(mead_files, vocaset_files):
-    audio = speech(0.5)
+    audio = speech(0.3)
     for (stage2, stage1), steps in ((mead_files, 999), (vocaset_files, 99)):
         adapter = load_adapter("lgldm", stage2, vqvae=stage1)
         generator = torch.Generator().manual_seed(7)
