@@ -1,0 +1,116 @@
+"""LG-LDM (MEAD) sampling speed: upstream's way (HuBERT-large inside every step) against ours.
+
+Same full-size random weights (HuBERT-large, FDM d 512, EVQ-VAE), same audio, same seed, one run:
+- upstream way: each of the 1000 DDPM steps runs HuBERT-large + audio_extract + the FDM, as the
+  released `FDM.forward` does. Too slow to run whole (~45 min for 2 s on one thread), so `--probe`
+  steps are timed and the 1000-step total is extrapolated (plus the final VQ decode, timed);
+- ours, exact: HuBERT once, the same 1000 steps (same output: the first `--probe` states are
+  compared bit for bit with the upstream way's);
+- ours, DPM-Solver++ with 25 steps.
+Each of ours is repeated `--repeats` times; min and median are printed, with ratios of medians.
+
+    .venv/bin/python benchmarks/lgldm_speed.py [--seconds 2] [--threads 1] [--repeats 2] [--probe 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from talking_faces.adapters.audio_encoders import normalize_audio
+from talking_faces.adapters.lgldm import NORMALIZE_EPS, LGLDMAdapter
+from talking_faces.adapters.lgldm_denoiser import DenoiserConfig, LatentDenoiser
+from talking_faces.adapters.lgldm_vqvae import MotionVQConfig, MotionVQVAE
+from talking_faces.schedulers import AncestralDDPMScheduler, NoiseSchedule, draw_noise
+from talking_faces.schedulers.lucidrains import cosine_betas_clipped, lucidrains_buffers
+
+HUBERT_LARGE = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096,
+                "feat_extract_norm": "layer", "do_stable_layer_norm": True, "conv_bias": True, "mask_time_prob": 0.05}
+STYLE = "M003,happy"
+
+
+def build() -> LGLDMAdapter:
+    torch.manual_seed(0)
+    denoiser = LatentDenoiser(DenoiserConfig(audio_encoder=HUBERT_LARGE))
+    torch.nn.init.normal_(denoiser.latent_decoder.weight, std=0.05)  # upstream zero-initialises it: make it non-trivial
+    vqvae = MotionVQVAE(MotionVQConfig())
+    torch.nn.init.normal_(vqvae.quantize.embedding.weight)
+    schedule = NoiseSchedule.from_buffers(lucidrains_buffers(cosine_betas_clipped(1000)))
+    return LGLDMAdapter(denoiser, vqvae, schedule)
+
+
+def upstream_steps(adapter: LGLDMAdapter, audio: np.ndarray, steps: int, seed: int) -> tuple[torch.Tensor, list[float]]:
+    """The first `steps` DDPM steps the upstream way: the whole FDM, HuBERT included, at every step."""
+    d = adapter.denoiser
+    style, emotion = adapter.conditioning.parse(STYLE)
+    normalised = normalize_audio(audio, NORMALIZE_EPS)
+    generator = torch.Generator().manual_seed(seed)
+    scheduler = AncestralDDPMScheduler(adapter.schedule, draw_at_last_step=False)
+    frames = d.audio_tokens(normalised).shape[1]
+    x = draw_noise((1, frames * 8, 64), generator)
+    times = []
+    for t in range(999, 999 - steps, -1):
+        start = time.perf_counter()
+        tokens = d.audio_tokens(normalised)  # what upstream recomputes inside every denoiser call
+        x0 = d(x, t, tokens, *d.condition(style, emotion))
+        x = scheduler.step(x0, t, x, generator).prev_sample
+        times.append(time.perf_counter() - start)
+    return x, times
+
+
+def our_steps(adapter: LGLDMAdapter, audio: np.ndarray, steps: int, seed: int) -> torch.Tensor:
+    """The same first steps with HuBERT run once, for the equality check."""
+    d = adapter.denoiser
+    style, emotion = adapter.conditioning.parse(STYLE)
+    tokens = d.audio_tokens(normalize_audio(audio, NORMALIZE_EPS))
+    generator = torch.Generator().manual_seed(seed)
+    scheduler = AncestralDDPMScheduler(adapter.schedule, draw_at_last_step=False)
+    x = draw_noise((1, tokens.shape[1] * 8, 64), generator)
+    for t in range(999, 999 - steps, -1):
+        x = scheduler.step(d(x, t, tokens, *d.condition(style, emotion)), t, x, generator).prev_sample
+    return x
+
+
+def timed_runs(fn, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--probe", type=int, default=3, help="upstream-way steps to time")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    adapter = build()
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(int(16000 * args.seconds))).astype(np.float32)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.seconds} s of audio, MEAD LG-LDM at full size")
+    with torch.inference_mode():
+        probe, step_times = upstream_steps(adapter, audio, args.probe, seed=7)
+        same = torch.equal(probe, our_steps(adapter, audio, args.probe, seed=7))
+        decode = timed_runs(lambda: adapter.vqvae.decode(adapter.vqvae.quant(probe, torch.eye(7)[4:5]).codes), 2)
+        upstream_total = statistics.median(step_times) * 1000 + min(decode)
+        exact = timed_runs(lambda: adapter.sample(audio, STYLE, torch.Generator().manual_seed(7)), args.repeats)
+        adapter.sampler, adapter.steps = "dpmpp", 25
+        fast = timed_runs(lambda: adapter.sample(audio, STYLE, torch.Generator().manual_seed(7)), max(args.repeats, 3))
+    print(f"upstream way, per step (HuBERT-large + FDM): min {min(step_times):.3f} s, median {statistics.median(step_times):.3f} s "
+          f"over {len(step_times)} steps -> 1000 steps + decode extrapolated: {upstream_total:.1f} s")
+    print(f"first {args.probe} steps bit-identical to ours (HuBERT once): {same}")
+    for name, times in (("ours exact (DDPM 1000, HuBERT once)", exact), ("ours DPM-Solver++ 25 steps", fast)):
+        print(f"{name}: min {min(times):.2f} s, median {statistics.median(times):.2f} s -> "
+              f"{upstream_total / statistics.median(times):.1f}x faster than the upstream way (median)")
+
+
+if __name__ == "__main__":
+    main()
