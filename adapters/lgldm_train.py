@@ -24,15 +24,14 @@ from torch import nn
 from talking_faces.audio import load_audio
 from talking_faces.data.sequences import Sequence
 from talking_faces.errors import TalkingFacesError
-from talking_faces.schedulers import add_noise
+from talking_faces.schedulers import NoiseSchedule, add_noise
 from talking_faces.schedulers.lucidrains import cosine_betas_clipped, lucidrains_buffers
-from talking_faces.schedulers import NoiseSchedule
 from talking_faces.training import DistributedContext, load_resume_state, save_resume_state, shard, wrap_model
 
 from .audio_encoders import config_from_state, load_audio_encoder, normalize_audio
 from .faceformer import VOCASET_SUBJECTS
 from .faceformer_train import TrainingSample
-from .lgldm import MEAD_SPEAKERS, NORMALIZE_EPS
+from .lgldm import EMOTION_ALIASES, MEAD_SPEAKERS, NEUTRAL, NORMALIZE_EPS
 from .lgldm_checkpoints import (
     diffusion_payload, load_denoiser, load_vqvae, save_payload, vqvae_payload,
 )
@@ -41,9 +40,6 @@ from .lgldm_vqvae import EMOTIONS, MotionVQConfig, MotionVQVAE, vocaset_config
 
 STAGES = ("vqvae", "diffusion")
 DATASETS = ("mead", "vocaset")
-# Canonical emotion names of data.sequences -> LG-LDM's; neutral (and None) is the all-zero vector.
-EMOTION_NAMES = {"angry": "angry", "contempt": "contempt", "disgust": "disgusted", "fear": "fear", "happy": "happy",
-                 "sad": "sad", "surprise": "surprised"}
 NUM_TIMESTEPS = 1000
 
 
@@ -77,8 +73,9 @@ def speakers_for(dataset: str, sequences: list[Sequence]) -> tuple[str, ...]:
 def emotion_one_hot(emotion: str | None) -> torch.Tensor:
     """`(1, 7)` in LG-LDM's order; neutral or unlabelled -> zeros, as upstream's loader."""
     vector = torch.zeros(1, len(EMOTIONS))
-    if emotion in EMOTION_NAMES:
-        vector[0, EMOTIONS.index(EMOTION_NAMES[emotion])] = 1.0
+    name = EMOTION_ALIASES.get(emotion or NEUTRAL, emotion)
+    if name in EMOTIONS:
+        vector[0, EMOTIONS.index(name)] = 1.0
     return vector
 
 
