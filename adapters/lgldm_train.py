@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from talking_faces.training import DistributedContext, load_resume_state, save_r
 
 from .audio_encoders import config_from_state, load_audio_encoder, normalize_audio
 from .faceformer import VOCASET_SUBJECTS
-from .faceformer_train import TrainingSample
+from .faceformer_train import EpochResult, TrainingSample, TrainOptions
 from .lgldm import EMOTION_ALIASES, MEAD_SPEAKERS, NEUTRAL, NORMALIZE_EPS
 from .lgldm_checkpoints import (
     diffusion_payload, load_denoiser, load_vqvae, save_payload, vqvae_payload,
@@ -41,23 +40,6 @@ from .lgldm_vqvae import EMOTIONS, MotionVQConfig, MotionVQVAE, vocaset_config
 STAGES = ("vqvae", "diffusion")
 DATASETS = ("mead", "vocaset")
 NUM_TIMESTEPS = 1000
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Hyper-parameters (upstream: stage 1 400 epochs, stage 2 100, lr 1e-4, a file every 5 epochs)."""
-
-    epochs: int = 100
-    lr: float = 1e-4
-    save_every: int = 5
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class EpochResult:
-    epoch: int
-    train_loss: float
-    checkpoint: Path | None
 
 
 def speakers_for(dataset: str, sequences: list[Sequence]) -> tuple[str, ...]:
@@ -172,6 +154,8 @@ def train_lgldm(
 ) -> Path | None:
     """Train one stage; write `out/model-{epoch}.mpt` every `save_every` epochs and at the last.
 
+    `options`: FaceFormer's TrainOptions; upstream LG-LDM writes a file every 5 epochs (the CLI default).
+
     Returns the last checkpoint written. Only rank 0 writes; each rank trains on its shard.
     """
     if stage not in STAGES:
@@ -232,5 +216,5 @@ def train_lgldm(
                                   vqvae=str(vqvae_path) if vqvae_path else "")
             last = checkpoint
         if on_epoch:
-            on_epoch(EpochResult(epoch, total / max(1, len(mine)), checkpoint))
+            on_epoch(EpochResult(epoch, total / max(1, len(mine)), None, checkpoint))
     return last

@@ -30,13 +30,7 @@ V = 12
 CPU = DistributedContext(0, 1, torch.device("cpu"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny backward passes run 3x faster on one thread than on two busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _sequences(folder: Path, fps: float = 60.0, emotions: bool = False) -> list[Sequence]:

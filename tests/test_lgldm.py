@@ -18,6 +18,8 @@ from talking_faces.schedulers.lucidrains import cosine_betas_clipped, lucidrains
 
 from lgldm_tiny import NUM_VERTICES, tiny_denoiser, tiny_vqvae, write_pair
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
 def mead_files(tmp_path_factory):
@@ -34,7 +36,7 @@ def schedule() -> NoiseSchedule:
     return NoiseSchedule.from_buffers(lucidrains_buffers(cosine_betas_clipped(1000)))
 
 
-def speech(seconds: float, seed: int = 0) -> np.ndarray:
+def synthetic_speech(seconds: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(int(16000 * seconds)) / 16000
     return (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
@@ -129,9 +131,10 @@ def test_stage1_round_trip_of_a_fixed_motion():
         rows = vq.quantize.embedding.weight[16:20] if mead else vq.quantize.embedding.weight
         nearest = torch.cdist(latents[0], rows).argmin(dim=1) + (16 if mead else 0)
         assert torch.equal(quantized.indices[0], nearest)
+        assert decoded.shape == motion.shape and torch.equal(decoded, vq.decode(quantized.codes))
+        # The straight-through value is the rows up to ~1e-7; InstanceNorm over 7 frames amplifies that a little.
         manual = vq.decode(vq.quantize.embedding.weight[nearest][None])
-        assert decoded.shape == motion.shape
-        torch.testing.assert_close(decoded, manual, rtol=0, atol=1e-5)
+        torch.testing.assert_close(decoded, manual, rtol=0, atol=1e-4)
 
 
 # ----- stage 2: masks, encodings, lengths ------------------------------------------------------
@@ -166,7 +169,7 @@ def test_audio_frame_counts():
     for mead, expected in ((True, lambda f: f // 2), (False, lambda f: int(f / 50 * 30))):
         model = tiny_denoiser(mead)
         for seconds in (1.0, 1.3):
-            audio = torch.from_numpy(speech(seconds))[None]
+            audio = torch.from_numpy(synthetic_speech(seconds))[None]
             f = (audio.shape[1] - 400) // 320 + 1
             assert model.audio_tokens(audio).shape == (1, expected(f), 16)
 
@@ -198,7 +201,7 @@ def test_one_vocaset_ddim_step_against_the_formula(schedule):
 
 # ----- the adapter -----------------------------------------------------------------------------
 def test_default_samplers_draw_in_upstreams_order(mead_files, vocaset_files):
-    audio = speech(0.3)
+    audio = synthetic_speech(0.3)
     for (stage2, stage1), steps in ((mead_files, 999), (vocaset_files, 99)):
         adapter = load_adapter("lgldm", stage2, vqvae=stage1)
         generator = torch.Generator().manual_seed(7)
@@ -213,8 +216,10 @@ def test_default_samplers_draw_in_upstreams_order(mead_files, vocaset_files):
 
 
 def test_same_seed_same_sample_and_styles(mead_files):
+    aliases = LGLDMAdapter.from_checkpoint(mead_files[0], vqvae=mead_files[1]).conditioning
+    assert aliases.parse("M003,surprise")[1].argmax().item() == 6 and not aliases.parse("M003")[1].any()
     adapter = LGLDMAdapter.from_checkpoint(mead_files[0], vqvae=mead_files[1], sampler="dpmpp", steps=5)
-    audio = speech(0.6)
+    audio = synthetic_speech(0.6)
     a = adapter.sample(audio, "M003,happy", torch.Generator().manual_seed(3))
     b = adapter.sample(audio, "M003,happy", torch.Generator().manual_seed(3))
     c = adapter.sample(audio, "M003,happy", torch.Generator().manual_seed(4))
@@ -230,8 +235,8 @@ def test_same_seed_same_sample_and_styles(mead_files):
 
 def test_sequences_past_600_frames(vocaset_files):
     adapter = LGLDMAdapter.from_checkpoint(vocaset_files[0], vqvae=vocaset_files[1], sampler="dpmpp", steps=2)
-    offsets = adapter.sample(speech(20.5), "FaceTalk_170913_03279_TA")
+    offsets = adapter.sample(synthetic_speech(20.5), "FaceTalk_170913_03279_TA")
     assert offsets.shape[1] == int(((20.5 * 16000 - 400) // 320 + 1) / 50 * 30) > 600
     assert torch.isfinite(offsets).all()
     with pytest.raises(TalkingFacesError, match="no emotion input"):
-        adapter.sample(speech(0.5), "5,happy")
+        adapter.sample(synthetic_speech(0.5), "5,happy")

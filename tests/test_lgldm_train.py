@@ -26,12 +26,7 @@ CPU = DistributedContext(0, 1, torch.device("cpu"))
 SMALL_VQ = {"hidden": 16, "num_layers": 1, "num_heads": 8, "intermediate": 8, "code_dim": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _sequences(folder: Path, fps: float, mead: bool) -> list[Sequence]:

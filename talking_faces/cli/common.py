@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import click
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from talking_faces.errors import TalkingFacesError
 
@@ -27,6 +31,28 @@ app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 
 console = Console(stderr=True)
+
+
+@contextmanager
+def training_progress(show: bool, epochs: int, prefix: str = "") -> Iterator[tuple[Callable[..., None], Callable[[Any], None]]]:
+    """A rich progress bar for a training loop: yields its `on_step(epoch, step, steps, loss)` and
+    `on_epoch(result)` callbacks (`result` has epoch, train_loss, checkpoint and optionally val_loss)."""
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, disable=not show,
+    ) as progress:
+        task = progress.add_task("epoch", total=None)
+
+        def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
+            progress.update(task, description=f"{prefix}epoch {epoch}/{epochs} loss {loss:.3e}", total=steps, completed=step)
+
+        def on_epoch(result: Any) -> None:
+            val = getattr(result, "val_loss", None)
+            val_text = f", val {val:.3e}" if val is not None else ""
+            saved = f", wrote {result.checkpoint}" if result.checkpoint and show else ""
+            progress.console.print(f"epoch {result.epoch}: train {result.train_loss:.3e}{val_text}{saved}")
+
+        yield on_step, on_epoch
 
 
 def main() -> None:

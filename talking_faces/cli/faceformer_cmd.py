@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from talking_faces.errors import TalkingFacesError
 
-from .common import console, train_app
+from .common import console, train_app, training_progress
 
 DATASET_NAMES = ("vocaset", "mead")
 
@@ -56,20 +55,7 @@ def train_faceformer_cmd(
             model = new_model(dataset, conditioning, train[0].template.size, audio_encoder, fps=fps)
             state = None
         options = TrainOptions(epochs=epochs, lr=lr, save_every=save_every, seed=seed)
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console, disable=not ctx.is_main,
-        ) as progress:
-            task = progress.add_task("epoch", total=None)
-
-            def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
-                progress.update(task, description=f"epoch {epoch}/{epochs} loss {loss:.3e}", total=steps, completed=step)
-
-            def on_epoch(result) -> None:
-                val_text = f", val {result.val_loss:.3e}" if result.val_loss is not None else ""
-                saved = f", wrote {result.checkpoint}" if result.checkpoint and ctx.is_main else ""
-                progress.console.print(f"epoch {result.epoch}: train {result.train_loss:.3e}{val_text}{saved}")
-
+        with training_progress(ctx.is_main, epochs) as (on_step, on_epoch):
             last = train_faceformer(model, conditioning, train, out, ctx, options, val=val, resume_state=state, on_step=on_step, on_epoch=on_epoch)
     finally:
         teardown_distributed(ctx)

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from talking_faces.errors import TalkingFacesError
 
-from .common import console, train_app
+from .common import console, train_app, training_progress
 
 
 @train_app.command("lgldm", help="Train LG-LDM: --stage vqvae (L1 + quantisation loss) or --stage diffusion (latent + vertex MSE), AdamW 1e-4.")
@@ -63,19 +62,7 @@ def train_lgldm_cmd(
             model, speakers = load_vqvae(vqvae), speakers_for(dataset, train)
             denoiser = new_denoiser(dataset, model, len(speakers), hubert)
         options = TrainOptions(epochs=epochs, lr=lr, save_every=save_every, seed=seed)
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console, disable=not ctx.is_main,
-        ) as progress:
-            task = progress.add_task("epoch", total=None)
-
-            def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
-                progress.update(task, description=f"{stage} epoch {epoch}/{epochs} loss {loss:.3e}", total=steps, completed=step)
-
-            def on_epoch(result) -> None:
-                saved = f", wrote {result.checkpoint}" if result.checkpoint and ctx.is_main else ""
-                progress.console.print(f"epoch {result.epoch}: train {result.train_loss:.3e}{saved}")
-
+        with training_progress(ctx.is_main, epochs, f"{stage} ") as (on_step, on_epoch):
             last = train_lgldm(stage, model, train, out, ctx, speakers, options, denoiser=denoiser, vqvae_path=vqvae,
                                resume_state=state, on_step=on_step, on_epoch=on_epoch)
     finally:
