@@ -1,4 +1,4 @@
-"""Speech adapters: each turns speech into `Offset_spe (T, V, 3)` for an identity."""
+"""Speech adapters: each turns a `SpeechRequest` into Offset_spe for an identity (see `base.py`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from talking_faces.errors import TalkingFacesError
 
-from .base import SpeechAdapter
+from .base import SpeechAdapter, SpeechOutput, SpeechRequest
 
 # name -> "module:class", imported on first use so that `viseme` never pulls in transformers.
 ADAPTERS: dict[str, str] = {
@@ -38,4 +38,4 @@ def load_adapter(
     return adapter_class(name).from_checkpoint(checkpoint, device=device, **options)
 
 
-__all__ = ["ADAPTERS", "SpeechAdapter", "adapter_class", "load_adapter"]
+__all__ = ["ADAPTERS", "SpeechAdapter", "SpeechOutput", "SpeechRequest", "adapter_class", "load_adapter"]

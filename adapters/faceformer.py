@@ -12,14 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from talking_faces.errors import TalkingFacesError
-from talking_faces.identity import Identity
 
 from .audio_encoders import config_from_state, normalize_audio
-from .base import SpeechAdapter
+from .base import SpeechAdapter, SpeechOutput, SpeechRequest
 from .faceformer_model import FaceFormer, FaceFormerConfig, periodic_encoding
 
 # Upstream (torch 1.9) weight-norm names -> torch's parametrizations (same g * v / ||v||, norm over dims 0, 1).
@@ -203,6 +201,7 @@ class FaceFormerAdapter(SpeechAdapter):
     """
 
     name = "faceformer"
+    accepts = frozenset({"style"})
 
     def __init__(self, model: FaceFormer, conditioning: Conditioning, device: torch.device | str = "cpu") -> None:
         super().__init__(device)
@@ -225,13 +224,12 @@ class FaceFormerAdapter(SpeechAdapter):
         return cls(model, conditioning, device)
 
     @torch.inference_mode()
-    def animate(self, audio: np.ndarray, identity: Identity, style: str | int | None = None, **conditioning: Any) -> torch.Tensor:
-        """Offset_spe `(T, V, 3)` at `self.fps` for `(N,)` 16 kHz audio.
+    def speak(self, request: SpeechRequest) -> SpeechOutput:
+        """`(1, T, V, 3)` Offset_spe at `self.fps` for the request's 16 kHz audio and `style`.
 
         Upstream predicts `template + displacement`, with the template entering only in that sum,
         so the offset from the identity's own neutral is the displacement itself.
         """
-        self.check_identity(identity)
-        condition = self.conditioning.one_hot(style).to(self.device)
-        displacement = self.model(normalize_audio(audio).to(self.device), condition)
-        return displacement[0].reshape(displacement.shape[1], -1, 3).float()
+        condition = self.conditioning.one_hot(request.style).to(self.device)
+        displacement = self.model(normalize_audio(request.audio).to(self.device), condition)
+        return SpeechOutput(fps=self.fps, offsets=displacement.reshape(1, displacement.shape[1], -1, 3).float())

@@ -20,13 +20,12 @@ import numpy as np
 import torch
 
 from talking_faces.errors import TalkingFacesError
-from talking_faces.identity import Identity
 from talking_faces.schedulers import (
     SAMPLERS, AncestralDDPMScheduler, DDIMScheduler, NoiseSchedule, draw_noise, make_scheduler,
 )
 
 from .audio_encoders import normalize_audio
-from .base import SpeechAdapter
+from .base import SpeechAdapter, SpeechOutput, SpeechRequest
 from .faceformer import VOCASET_SUBJECTS
 from .lgldm_checkpoints import check_pair, load_denoiser, load_vqvae
 from .lgldm_denoiser import LatentDenoiser
@@ -109,6 +108,7 @@ class LGLDMAdapter(SpeechAdapter):
     """
 
     name = "lgldm"
+    accepts = frozenset({"style", "generator", "num_samples"})
 
     def __init__(
         self, denoiser: LatentDenoiser, vqvae: MotionVQVAE, schedule: NoiseSchedule,
@@ -182,9 +182,7 @@ class LGLDMAdapter(SpeechAdapter):
         emotion = emotion_vec.expand(num_samples, -1) if emotion_vec is not None else None
         return self.vqvae.decode(self.vqvae.quant(x, emotion).codes)
 
-    def animate(self, audio: np.ndarray, identity: Identity, style: str | int | None = None,
-                generator: torch.Generator | None = None, **conditioning: Any) -> torch.Tensor:
-        """Offset_spe `(T, V, 3)` at `self.fps`: the first sample."""
-        self.check_identity(identity)
-        offsets = self.sample(audio, style, generator)[0]
-        return offsets.reshape(offsets.shape[0], -1, 3).float()
+    def speak(self, request: SpeechRequest) -> SpeechOutput:
+        """`(S, T, V, 3)` offsets from the identity's neutral at `self.fps` (MEAD 25, VOCASET 30)."""
+        offsets = self.sample(request.audio, request.style, request.generator, request.num_samples)
+        return SpeechOutput(fps=self.fps, offsets=offsets.reshape(*offsets.shape[:2], -1, 3).float())

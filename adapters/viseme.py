@@ -21,12 +21,10 @@ import torch
 
 from talking_faces.audio import SAMPLE_RATE
 from talking_faces.aus import AU_INDEX, AU_NAMES, NUM_AUS
-from talking_faces.basis import AUBasis, blend
 from talking_faces.errors import TalkingFacesError
-from talking_faces.identity import Identity
 from talking_faces.audio import num_output_frames
 
-from .base import SpeechAdapter
+from .base import SpeechAdapter, SpeechOutput, SpeechRequest
 from .phonemes import SILENCE, Phone, PhonemeRecognizer
 
 # The 15 visemes of the MPEG-4 / Oculus set, as lip AU weights in [0, 1].
@@ -222,46 +220,36 @@ def speech_weights(phones: list[Phone], audio: np.ndarray, fps: float) -> np.nda
 
 
 class VisemeAdapter(SpeechAdapter):
-    """Phonemes (pocketsphinx) -> visemes -> lip AUs on the identity's basis. Needs no weights."""
+    """Phonemes (pocketsphinx) -> visemes -> lip AU weights on the identity's basis. Needs no weights.
+
+    It animates at the request's frame rate, so no retiming blurs a bilabial closure between frames.
+    """
 
     name = "viseme"
-    fps = 30.0
+    accepts = frozenset({"basis", "text", "fps"})
+    requires = frozenset({"basis"})
     topology = None
-    needs_basis = True
-    any_fps = True
 
-    def __init__(self, device: torch.device | str = "cpu", fps: float = 30.0) -> None:
+    def __init__(self, device: torch.device | str = "cpu") -> None:
         super().__init__(device)
-        self.fps = float(fps)  # any rate: rendering at the output rate keeps every bilabial closure on a frame
         self.recognizer = PhonemeRecognizer()
 
     @classmethod
-    def from_checkpoint(
-        cls, path: str | Path | None, device: torch.device | str = "cpu", fps: float = 30.0, **options: Any
-    ) -> "VisemeAdapter":
+    def from_checkpoint(cls, path: str | Path | None, device: torch.device | str = "cpu", **options: Any) -> "VisemeAdapter":
         if path is not None:
             raise TalkingFacesError(f"The viseme model needs no checkpoint, but got {path}; drop --checkpoint or pick a learned --model.")
         if options:
-            raise TalkingFacesError(f"The viseme model takes only the option fps, but got {', '.join(sorted(options))}; remove them.")
-        if not fps > 0:
-            raise TalkingFacesError(f"The viseme model needs a positive frame rate, got fps={fps}; pass e.g. fps=30.")
-        return cls(device, fps)
+            raise TalkingFacesError(f"The viseme model takes no options, but got {', '.join(sorted(options))}; remove them.")
+        return cls(device)
 
-    def weights(self, audio: np.ndarray, text: str | None = None) -> np.ndarray:
-        """`(T, 32)` lip AU weights w_speech at `self.fps` for `(N,)` 16 kHz audio and an optional transcript."""
+    def weights(self, audio: np.ndarray, fps: float, text: str | None = None) -> np.ndarray:
+        """`(T, 32)` lip AU weights w_speech at `fps` for `(N,)` 16 kHz audio and an optional transcript."""
         if not loudness(audio).any():  # nothing above the noise gate: a still face, no decoding
-            return np.zeros((num_output_frames(audio.shape[0], self.fps), NUM_AUS), dtype=np.float32)
-        return speech_weights(self.recognizer.phonemes(audio, text), audio, self.fps)
+            return np.zeros((num_output_frames(audio.shape[0], fps), NUM_AUS), dtype=np.float32)
+        return speech_weights(self.recognizer.phonemes(audio, text), audio, fps)
 
-    def animate(
-        self, audio: np.ndarray, identity: Identity, basis: AUBasis | None = None, text: str | None = None, **ignored: Any
-    ) -> torch.Tensor:
-        """Offset_spe `(T, V, 3)` float32 on `self.device`, at `self.fps`, from `(N,)` float32 16 kHz audio."""
-        if basis is None:
-            raise TalkingFacesError(
-                "The viseme model moves the lips through the identity's AU basis, but none was given; "
-                "pass basis=AUBasis (or --au-basis / the procedural rig)."
-            )
-        basis.check_matches(identity.num_vertices)
-        weights = torch.from_numpy(self.weights(audio, text)).to(self.device)
-        return blend(weights, torch.from_numpy(basis.offsets).to(self.device, torch.float32))
+    def speak(self, request: SpeechRequest) -> SpeechOutput:
+        """`(1, T, 32)` lip AU weights on the request's basis, at `request.fps`."""
+        request.basis.check_matches(request.identity.num_vertices)
+        weights = torch.from_numpy(self.weights(request.audio, request.fps, request.text)).to(self.device)
+        return SpeechOutput(fps=float(request.fps), weights=weights[None])

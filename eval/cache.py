@@ -48,7 +48,8 @@ class ResultCache:
                     return None
                 return {
                     str(method): MethodScores(
-                        **{f: data[f"{i}.{f}"] for f in FIELDS}, diversity=float(data[f"{i}.diversity"])
+                        **{f: data[f"{i}.{f}"] for f in FIELDS}, diversity=float(data[f"{i}.diversity"]),
+                        sample_diversity=float(data[f"{i}.sample_diversity"]),
                     )
                     for i, method in enumerate(data["methods"])
                 }
@@ -61,4 +62,5 @@ class ResultCache:
         for i, method_scores in enumerate(scores.values()):
             arrays.update({f"{i}.{f}": np.asarray(getattr(method_scores, f), dtype=np.float64) for f in FIELDS})
             arrays[f"{i}.diversity"] = np.asarray(method_scores.diversity, dtype=np.float64)
+            arrays[f"{i}.sample_diversity"] = np.asarray(method_scores.sample_diversity, dtype=np.float64)
         atomic_write(self._path(name), lambda tmp: np.savez(tmp, **arrays))

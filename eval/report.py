@@ -12,7 +12,8 @@ from talking_faces.atomic import atomic_write
 from .runner import EvalResult
 
 # metric -> (scale exponent of the Markdown table, unit). Fixed, so tables stay comparable.
-SCALES = {"LVE": (-5, "m²"), "FDD": (-7, "m²"), "V-LVE": (-6, "m²"), "diversity": (-3, "m"), "MVE": (-3, "m")}
+SCALES = {"LVE": (-5, "m²"), "FDD": (-7, "m²"), "V-LVE": (-6, "m²"), "diversity": (-3, "m"), "sample diversity": (-3, "m"),
+          "MVE": (-3, "m")}
 METRICS = tuple(SCALES)
 COLUMNS = ("method", "dataset", *METRICS, "sequences", "frames")
 

@@ -23,6 +23,8 @@ AGGREGATION = {
            "over time of the squared displacement from the template (signed); unweighted mean over all terms",
     "diversity": "condition diversity: per sequence, mean over condition pairs of the mean over frames and vertices "
                  "of the Euclidean distance; mean over the sequences with two or more conditions; null when none",
+    "sample diversity": "the same distance over stochastic samples of one condition (--num-samples >= 2); "
+                        "null for deterministic models",
     "MVE": "mean over pooled frames and all vertices of the Euclidean error",
 }
 
@@ -32,7 +34,7 @@ class EvalResult:
     """Everything a report needs.
 
     Attributes:
-        rows: one dict per method: method, dataset, LVE, FDD, V-LVE, diversity, MVE, sequences, frames
+        rows: one dict per method: method, dataset, LVE, FDD, V-LVE, diversity, sample diversity, MVE, sequences, frames
             (native units, None where a metric does not apply).
         regions: `Regions.describe()` of the regions used.
         config: the configuration the cache is keyed by, plus its hash.

@@ -155,6 +155,10 @@ class AdapterSpec:
     au_basis: Path | None = None
     aublendnet: Path | None = None
     codebook: Path | None = None
+    seed: int | None = None
+    num_samples: int = 1
+    model_options: tuple[tuple[str, Any], ...] = ()  # from_checkpoint options, e.g. (("sampler", "dpmpp"),)
+    save_predictions: Path | None = None
 
     @property
     def with_emotions(self) -> bool:
@@ -168,7 +172,8 @@ class AdapterSpec:
             "mode": "adapter", "model": self.model, "checkpoint": file_stamp(self.checkpoint), "style": self.style,
             "style_diversity": self.style_diversity, "au_basis": file_stamp(self.au_basis),
             "aublendnet": file_stamp(self.aublendnet), "codebook": file_stamp(self.codebook),
-            "regions": regions_digest(self.regions),
+            "regions": regions_digest(self.regions), "seed": self.seed, "num_samples": self.num_samples,
+            "model_options": [[k, file_stamp(v) if isinstance(v, Path) else v] for k, v in self.model_options],
         }
 
     def fingerprint(self, sequence: Sequence) -> str:

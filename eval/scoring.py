@@ -28,6 +28,7 @@ class MethodScores:
         mve: `(N,)` per-frame mean vertex errors.
         fdd: `(K,)` signed FDD_seq of each scored condition.
         diversity: the sequence's condition diversity, NaN where it does not apply.
+        sample_diversity: the diversity of stochastic samples of one condition, NaN where it does not apply.
     """
 
     lve: np.ndarray
@@ -35,6 +36,7 @@ class MethodScores:
     mve: np.ndarray
     fdd: np.ndarray
     diversity: float = math.nan
+    sample_diversity: float = math.nan
 
 
 def score_animations(animations: Seq[np.ndarray], gt: np.ndarray, template: np.ndarray, regions: Regions) -> MethodScores:
@@ -61,9 +63,13 @@ def pool(scores: Iterable[MethodScores]) -> dict[str, float | int | None]:
     """
     scores = list(scores)
     stacked = {f: np.concatenate([getattr(s, f) for s in scores]) if scores else np.zeros(0) for f in FIELDS}
-    diversities = np.asarray([s.diversity for s in scores if not math.isnan(s.diversity)], dtype=np.float64)
+    def applicable(name: str) -> np.ndarray:
+        values = [getattr(s, name) for s in scores]
+        return np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=np.float64)
+
     return {
         "LVE": _mean(stacked["lve"]), "FDD": _mean(stacked["fdd"]), "V-LVE": _mean(stacked["vlve"]),
-        "diversity": _mean(diversities), "MVE": _mean(stacked["mve"]),
+        "diversity": _mean(applicable("diversity")),
+        "sample diversity": _mean(applicable("sample_diversity")), "MVE": _mean(stacked["mve"]),
         "sequences": len(scores), "frames": int(stacked["lve"].size),
     }

@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, load_audio, num_output_frames
+from .audio import SAMPLE_RATE, load_audio
 from .basis import AUBasis
 from .basis_sources import resolve_basis
 from .compose import compose
 from .devices import resolve_device
 from .emotion import parse_emotion
 from .identity import Identity, load_identity
-from .retime import retime
+from .speech import speak
 
 
 @dataclass
@@ -50,6 +51,11 @@ def load_identity_or_default(path: str | Path | None) -> Identity:
     return load_identity(path)
 
 
+def seeded_generator(seed: int | None) -> torch.Generator | None:
+    """The one `torch.Generator` of a run (CPU, so a seed gives the same noise on every machine), or None."""
+    return None if seed is None else torch.Generator("cpu").manual_seed(seed)
+
+
 def animate(
     audio_path: str | Path,
     identity: Identity | str | Path | None = None,
@@ -65,12 +71,18 @@ def animate(
     device: str | torch.device = "auto",
     stage: Callable[[str], None] | None = None,
     basis: AUBasis | None = None,
+    seed: int | None = None,
+    num_samples: int = 1,
+    sample: int = 0,
+    model_options: dict[str, Any] | None = None,
 ) -> Animation:
     """Run speech adapter, emotion track and composition for one audio file.
 
+    `model_options` go to the adapter's `from_checkpoint` (e.g. `sampler`, `steps`, `vqvae`);
+    `seed` seeds the request's generator; of `num_samples` samples, `sample` is animated.
     `stage(name)` is called as each stage starts, for progress display.
     """
-    from talking_faces.adapters import adapter_class
+    from talking_faces.adapters import SpeechRequest, adapter_class
 
     report = stage or (lambda name: None)
     track = parse_emotion(emotion)  # fail on a bad spec before any heavy work
@@ -81,9 +93,7 @@ def animate(
     if not isinstance(identity, Identity):
         identity = load_identity_or_default(identity)
     report("Loading speech model")
-    # Adapters free of a training frame rate animate at the output rate, so no retiming blurs closures.
-    options = {"fps": fps} if adapter_cls.any_fps else {}
-    adapter = adapter_cls.from_checkpoint(checkpoint, device=dev, **options)
+    adapter = adapter_cls.from_checkpoint(checkpoint, device=dev, **(model_options or {}))
     adapter.check_identity(identity)
     report("Building AU basis")
     if basis is None:
@@ -91,17 +101,17 @@ def animate(
     else:
         basis.check_matches(identity.num_vertices)
     report("Animating speech")
-    conditioning = {"basis": basis, "text": text}
-    if style is not None:
-        conditioning["style"] = style
-    speech = adapter.animate(audio, identity, **conditioning).to(dev, torch.float32)
-    num_frames = num_output_frames(audio.shape[0], fps)
-    speech = retime(speech, adapter.fps, fps, num_frames)
+    request = SpeechRequest(
+        audio=audio, identity=identity, basis=basis, text=text, style=style, fps=fps,
+        generator=seeded_generator(seed), num_samples=num_samples,
+    )
+    speech = speak(adapter, request)
     report("Composing")
-    weights = torch.from_numpy(track.weights(num_frames, fps)).to(dev)
-    neutral = torch.from_numpy(identity.vertices).to(dev)
     offsets = torch.from_numpy(basis.offsets).to(dev)
-    vertices = compose(neutral, speech, weights, offsets)
+    weights = torch.from_numpy(track.weights(speech.num_frames, fps)).to(dev)
+    neutral = torch.from_numpy(identity.vertices).to(dev)
+    speech_offsets = speech.offsets(0, speech.num_frames, offsets, sample).to(dev, torch.float32)
+    vertices = compose(neutral, speech_offsets, weights, offsets)
     return Animation(
         vertices=vertices.cpu().numpy().astype(np.float32, copy=False),
         faces=identity.faces,

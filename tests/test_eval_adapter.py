@@ -11,7 +11,7 @@ import torch
 from test_eval_synth import V, write_masks, write_mead_emote
 from typer.testing import CliRunner
 
-from talking_faces.adapters import ADAPTERS, SpeechAdapter
+from talking_faces.adapters import ADAPTERS, SpeechAdapter, SpeechOutput, SpeechRequest
 from talking_faces.aus import EXPRESSIVE_EMOTIONS, NUM_AUS, emotion_weights
 from talking_faces.cli import app
 from talking_faces.eval.metrics import fdd_term, lip_errors, truncate, velocity_lip_errors
@@ -24,6 +24,7 @@ class FakeAdapter(SpeechAdapter):
     """Deterministic offsets at 50 fps (twice MEAD's 25), with two styles."""
 
     name = "fake"
+    accepts = frozenset({"style"})
     fps = 50.0
     styles = ("calm", "lively")
 
@@ -33,16 +34,17 @@ class FakeAdapter(SpeechAdapter):
         adapter.gain = float(open(path).read())
         return adapter
 
-    def animate(self, audio, identity, **conditioning):
-        frames = int(round(audio.shape[0] / 16000 * self.fps))
-        phase = torch.arange(frames)[:, None, None] * 0.3 + torch.arange(identity.num_vertices)[None, :, None] * 0.1
+    def speak(self, request):
+        frames = int(round(request.audio.shape[0] / 16000 * self.fps))
+        vertices = request.identity.num_vertices
+        phase = torch.arange(frames)[:, None, None] * 0.3 + torch.arange(vertices)[None, :, None] * 0.1
         wave = torch.sin(phase + torch.arange(3)[None, None, :])
-        return (self.gain * STYLE_GAIN[conditioning.get("style")] * 1e-3 * wave).float()
+        return SpeechOutput(self.fps, offsets=(self.gain * STYLE_GAIN[request.style] * 1e-3 * wave).float()[None])
 
 
 def _expected_speech(adapter, audio_path, identity_vertices):
     audio = soundfile.read(str(audio_path), dtype="float32")[0]
-    offsets = adapter.animate(audio, _Identity(identity_vertices)).double().numpy()
+    offsets = adapter.speak(SpeechRequest(audio, _Identity(identity_vertices))).offsets[0].double().numpy()
     frames = int(round(audio.shape[0] / 16000 * 25))
     return offsets[np.minimum(np.arange(frames) * 2, offsets.shape[0] - 1)]  # 50 -> 25 fps picks every other frame
 

@@ -14,7 +14,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faceformer_tiny import write_tiny_faceformer_checkpoint  # noqa: E402
 
-from talking_faces.adapters import adapter_class  # noqa: E402
+from talking_faces.adapters import SpeechRequest, adapter_class  # noqa: E402
 from talking_faces.adapters.audio_encoders import normalize_audio  # noqa: E402
 from talking_faces.adapters.faceformer import FaceFormerAdapter, load_faceformer  # noqa: E402
 from talking_faces.errors import TalkingFacesError  # noqa: E402
@@ -22,8 +22,15 @@ from talking_faces.identity import Identity, load_identity  # noqa: E402
 
 FLAME_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "flame_sample.ply"
 
+def _speech_offsets(adapter, audio, identity, style=None):
+    """`(T, V, 3)` Offset_spe at the adapter's own rate (sample 0), as the adapter returns it."""
+    output = adapter.speak(SpeechRequest(audio=audio, identity=identity, style=style))
+    assert output.offsets.shape[0] == 1 and output.fps == adapter.fps
+    return output.offsets[0]
+
 
 @pytest.fixture(scope="module")
+
 def tiny_vocaset(tmp_path_factory) -> Path:
     """Tiny checkpoint with FLAME topology (V*3 = 15069) and the 8 VOCASET subjects."""
     return write_tiny_faceformer_checkpoint(tmp_path_factory.mktemp("ff") / "vocaset.pth")
@@ -116,7 +123,7 @@ def test_animate_offsets_equal_upstream_prediction_minus_template(tiny_vocaset):
     adapter = adapter_class("faceformer").from_checkpoint(tiny_vocaset)
     identity = _flame_identity()
     audio = _speech(2.0)
-    offsets = adapter.animate(audio, identity, style="2")
+    offsets = _speech_offsets(adapter, audio, identity, style="2")
     assert offsets.shape == (59, 5023, 3) and adapter.fps == 30.0  # int(99 CNN frames / 50 * 30)
     model = adapter.model
     with torch.no_grad():
@@ -127,14 +134,14 @@ def test_animate_offsets_equal_upstream_prediction_minus_template(tiny_vocaset):
     assert (offsets.reshape(1, 59, -1) - (prediction - template)).abs().max().item() <= 1e-5
     assert offsets.abs().max().item() > 1e-3
     # A different style gives different motion.
-    assert (adapter.animate(audio, identity, style="5") - offsets).abs().max().item() > 1e-4
+    assert (_speech_offsets(adapter, audio, identity, style="5") - offsets).abs().max().item() > 1e-4
 
 
 def test_long_audio_is_not_truncated(tmp_path):
     path = write_tiny_faceformer_checkpoint(tmp_path / "small.pth", vertice_dim=30, num_subjects=2)
     adapter = FaceFormerAdapter.from_checkpoint(path)
     identity = Identity(np.zeros((10, 3), np.float32), None)
-    offsets = adapter.animate(_speech(25.0), identity)
+    offsets = _speech_offsets(adapter, _speech(25.0), identity)
     assert offsets.shape == (749, 10, 3)  # 25 s at 30 fps, past upstream's 600-frame mask
     assert torch.isfinite(offsets).all() and offsets[600:].abs().max() > 1e-4
 
@@ -161,7 +168,7 @@ def test_render_pipeline_composes_faceformer_offsets(tiny_vocaset, tmp_path):
                         style="FaceTalk_170725_00137_TA", device="cpu", basis=basis)
     assert animation.vertices.shape == (45, 5023, 3) and animation.fps == 30.0
     audio = soundfile.read(wav, dtype="float32")[0]
-    speech = FaceFormerAdapter.from_checkpoint(tiny_vocaset).animate(audio, identity, style="2").numpy()
+    speech = _speech_offsets(FaceFormerAdapter.from_checkpoint(tiny_vocaset), audio, identity, style="2").numpy()
     speech = np.concatenate([speech, speech[-1:].repeat(45 - speech.shape[0], 0)])  # retime holds the last frame
     expression = np.einsum("tk,kvc->tvc", parse_emotion("happy:0.7").weights(45, 30.0), offsets)
     expected = identity.vertices + speech + expression

@@ -240,3 +240,28 @@ def test_sequences_past_600_frames(vocaset_files):
     assert torch.isfinite(offsets).all()
     with pytest.raises(TalkingFacesError, match="no emotion input"):
         adapter.sample(synthetic_speech(0.5), "5,happy")
+
+
+def test_render_path_adds_exactly_the_au_emotion(vocaset_files, tmp_path):
+    import soundfile
+
+    from talking_faces.basis import AUBasis
+    from talking_faces.emotion import parse_emotion
+    from talking_faces.identity import Identity
+    from talking_faces.pipeline import animate
+
+    rng = np.random.default_rng(4)
+    identity = Identity(rng.standard_normal((NUM_VERTICES, 3)).astype(np.float32), None, name="tiny")
+    basis = AUBasis((rng.standard_normal((32, NUM_VERTICES, 3)) * 1e-3).astype(np.float32), identity.vertices, "test")
+    wav = tmp_path / "speech.wav"
+    soundfile.write(wav, synthetic_speech(1.0), 16000)
+    options = {"vqvae": vocaset_files[1], "sampler": "dpmpp", "steps": 3}
+    animation = animate(wav, identity=identity, emotion="happy:0.7", model="lgldm", checkpoint=vocaset_files[0], style="5",
+                        device="cpu", basis=basis, seed=5, model_options=options)
+    adapter = LGLDMAdapter.from_checkpoint(vocaset_files[0], **options)
+    speech = adapter.sample(synthetic_speech(1.0), "5", torch.Generator().manual_seed(5))[0].reshape(-1, NUM_VERTICES, 3).numpy()
+    frames = animation.vertices.shape[0]
+    speech = np.concatenate([speech, speech[-1:].repeat(frames - speech.shape[0], 0)])  # retime holds the last frame
+    expression = np.einsum("tk,kvc->tvc", parse_emotion("happy:0.7").weights(frames, 30.0), basis.offsets)
+    assert np.abs(animation.vertices - (identity.vertices + speech + expression)).max() <= 1e-6
+    assert np.abs(expression).max() > 1e-4

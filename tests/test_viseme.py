@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from talking_faces.adapters import adapter_class
+from talking_faces.adapters import SpeechRequest, adapter_class
 from talking_faces.adapters.phonemes import ARPABET, SILENCE
 from talking_faces.adapters.viseme import (
     DOMINANCE,
@@ -18,12 +18,20 @@ from talking_faces.aus import AU_INDEX, AU_NAMES
 from talking_faces.basis import AUBasis
 from talking_faces.errors import TalkingFacesError
 from talking_faces.identity import Identity
+from talking_faces.speech import speak
 
 FPS = VisemeAdapter.fps
 LIP_AUS = {"AU10", "AU16", "AU17", "AU18", "AU20", "AU22", "AU23", "AU24", "AU25", "AU26", "AU27", "AU28"}
 OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "EY"}
 UPPER, LOWER, LEFT, RIGHT, BROW = range(5)
 PRESSOR = VISEME_AUS["PP"]["AU24"]
+
+
+def speech_offsets(adapter, audio, identity, basis, text=None, fps=FPS) -> torch.Tensor:
+    """`(T, V, 3)` Offset_spe through the speech path."""
+    request = SpeechRequest(audio=audio, identity=identity, basis=basis, text=text, fps=fps)
+    track = speak(adapter, request)
+    return track.offsets(0, track.num_frames, torch.from_numpy(basis.offsets))
 
 
 def _opening(weights: np.ndarray) -> np.ndarray:
@@ -59,7 +67,7 @@ def phones(adapter, speech, transcript):
 @pytest.fixture(scope="module")
 def offsets(adapter, speech, transcript, face) -> torch.Tensor:
     identity, basis = face
-    return adapter.animate(speech, identity, basis=basis, text=transcript, style="ignored")
+    return speech_offsets(adapter, speech, identity, basis, text=transcript)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +106,8 @@ def test_output_shape_dtype_and_device(offsets, speech, face):
 
 def test_registered_as_default_viseme_model():
     assert adapter_class("viseme") is VisemeAdapter
-    assert VisemeAdapter.needs_basis and VisemeAdapter.topology is None
+    assert VisemeAdapter.requires == {"basis"} and VisemeAdapter.topology is None
+    assert {"text", "fps"} <= VisemeAdapter.accepts and "style" not in VisemeAdapter.accepts
 
 
 def test_leading_and_trailing_silence_are_exactly_still(offsets, phones):
@@ -140,7 +149,7 @@ def test_speech_moves_only_the_lips(offsets):
 def test_opening_follows_loudness(adapter, weights, speech):
     rms = _frame_rms(speech, weights.shape[0])
     assert np.corrcoef(_opening(weights), rms)[0, 1] > 0.7  # measured 0.82 with the transcript
-    recognised = adapter.weights(speech)
+    recognised = adapter.weights(speech, FPS)
     assert np.corrcoef(_opening(recognised), rms)[0, 1] > 0.6  # and without one
 
 
@@ -175,7 +184,7 @@ def test_loudness_is_gated_and_normalised_per_clip():
 def test_silent_clip_gives_a_still_face(adapter, face, num_samples, frames):
     identity, basis = face
     for audio in (np.zeros(num_samples, np.float32), 3e-4 * np.random.default_rng(1).standard_normal(num_samples).astype(np.float32)):
-        out = adapter.animate(audio, identity, basis=basis, text="hello there")
+        out = speech_offsets(adapter, audio, identity, basis, text="hello there")
         assert out.shape == (frames, 5, 3)
         assert torch.count_nonzero(out) == 0
 
@@ -198,22 +207,27 @@ def test_errors_name_the_fix(adapter, face, speech):
     identity, basis = face
     with pytest.raises(TalkingFacesError, match="needs no checkpoint"):
         VisemeAdapter.from_checkpoint("model.pt")
-    with pytest.raises(TalkingFacesError, match="takes only the option fps"):
+    with pytest.raises(TalkingFacesError, match="takes no options"):
         VisemeAdapter.from_checkpoint(None, temperature=0.5)
-    with pytest.raises(TalkingFacesError, match="AU basis"):
-        adapter.animate(speech, identity)
-    with pytest.raises(TalkingFacesError, match="positive frame rate"):
-        VisemeAdapter.from_checkpoint(None, fps=0)
+    with pytest.raises(TalkingFacesError, match="needs --au-basis"):
+        speak(adapter, SpeechRequest(audio=speech, identity=identity))
+    with pytest.raises(TalkingFacesError, match="no training styles; drop --style"):
+        speak(adapter, SpeechRequest(audio=speech, identity=identity, basis=basis, style="5"))
+    with pytest.raises(TalkingFacesError, match="deterministic"):
+        speak(adapter, SpeechRequest(audio=speech, identity=identity, basis=basis, num_samples=2))
+    with pytest.warns(UserWarning, match="does not use --seed"):
+        speak(adapter, SpeechRequest(audio=np.zeros(1600, np.float32), identity=identity, basis=basis,
+                                     generator=torch.Generator().manual_seed(0)))
     other = AUBasis(np.zeros((32, 7, 3), np.float32), None, "other")
     with pytest.raises(TalkingFacesError, match="7 vertices"):
-        adapter.animate(speech, identity, basis=other)
+        speech_offsets(adapter, speech, identity, other)
 
 
 def test_default_character_opens_on_vowels_and_closes_on_bilabials(adapter, speech, transcript, phones):
     character = pytest.importorskip("talking_faces.character")
     rig = pytest.importorskip("talking_faces.rig")
     identity, landmarks = character.load_default_character(), character.default_character_landmarks()
-    out = adapter.animate(speech, identity, basis=rig.build_rig_basis(identity), text=transcript).numpy()
+    out = speech_offsets(adapter, speech, identity, rig.build_rig_basis(identity), text=transcript).numpy()
     upper, lower = (int(np.argmin(np.linalg.norm(identity.vertices - landmarks.points[name], axis=1)))
                     for name in ("upper_lip_centre", "lower_lip_centre"))
     gap = identity.vertices[upper, 1] + out[:, upper, 1] - identity.vertices[lower, 1] - out[:, lower, 1]  # (T,) metres
@@ -234,9 +248,7 @@ def test_phones_heard_in_silence_do_not_move_the_lips():
 
 
 def test_any_frame_rate_keeps_bilabials_closed(adapter, speech, transcript, phones):
-    at_25 = VisemeAdapter.from_checkpoint(None, fps=25)
-    at_25.recognizer = adapter.recognizer  # reuse the loaded decoders
-    w = at_25.weights(speech, transcript)
-    assert at_25.fps == 25.0 and w.shape == (round(speech.shape[0] / SAMPLE_RATE * 25), 32)
+    w = adapter.weights(speech, 25.0, transcript)
+    assert w.shape == (round(speech.shape[0] / SAMPLE_RATE * 25), 32)
     bilabials = [int(round((s + e) / 2 * 25)) for name, s, e in phones if name in {"P", "B", "M"}]
     assert _opening(w)[bilabials].max() == 0.0  # retiming 30 fps to 25 fps leaves up to 0.02 here

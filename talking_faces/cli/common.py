@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -31,6 +32,19 @@ app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 
 console = Console(stderr=True)
+
+# Options of the diffusion speech models, shared by `talkface render` and `talkface eval`.
+SEED_HELP = "Seed of the model's random draws (same seed, same animation); default: a new draw each run."
+SAMPLES_HELP = "Samples to draw (diffusion models)."
+SAMPLER_HELP = "Diffusion sampler: ddpm, ddim or dpmpp (default: as the checkpoint's upstream code samples)."
+STEPS_HELP = "Denoising steps for --sampler (default: the sampler's upstream count)."
+VQVAE_HELP = "Stage-1 VQ-VAE checkpoint (LG-LDM)."
+
+
+def model_options(sampler: str | None, steps: int | None, vqvae: Path | None) -> dict[str, Any]:
+    """The adapter options (`from_checkpoint(**options)`) that were given on the command line."""
+    given = {"sampler": sampler, "steps": steps, "vqvae": vqvae}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import click
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .common import console, eval_app
+from .common import SAMPLER_HELP, SEED_HELP, STEPS_HELP, VQVAE_HELP, console, eval_app, model_options
 
 
 @eval_app.callback(invoke_without_command=True)
@@ -38,6 +38,12 @@ def evaluate(
     codebook: Optional[Path] = typer.Option(None, help="AUBlendNet stage-1 (AU codebook) checkpoint."),
     flame_model: Optional[Path] = typer.Option(None, help="FLAME generic_model.pkl, for datasets stored as FLAME parameters."),
     device: str = typer.Option("auto", help="auto, cpu or cuda (adapter mode)."),
+    seed: Optional[int] = typer.Option(None, help=SEED_HELP),
+    num_samples: int = typer.Option(1, min=1, help="Samples per sequence for the sample-diversity column (diffusion models)."),
+    sampler: Optional[str] = typer.Option(None, help=SAMPLER_HELP),
+    steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),
+    vqvae: Optional[Path] = typer.Option(None, help=VQVAE_HELP),
+    save_predictions: Optional[Path] = typer.Option(None, help="Also write what was scored as DIR/<method>/{sequence}_condition_0.npy."),
     workers: int = typer.Option(1, min=1, help="Sequences scored in parallel (processes; models load once per worker)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Ray address, or 'local', to run the per-sequence map on Ray."),
 ) -> None:
@@ -65,7 +71,9 @@ def evaluate(
         spec = PredictionSpec(predictions, region_set, method or predictions.resolve().name)
     else:
         spec = AdapterSpec(model, checkpoint, region_set, device=device, style=style, style_diversity=style_diversity,
-                           au_basis=au_basis, aublendnet=aublendnet, codebook=codebook)
+                           au_basis=au_basis, aublendnet=aublendnet, codebook=codebook, seed=seed,
+                           num_samples=num_samples, model_options=tuple(model_options(sampler, steps, vqvae).items()),
+                           save_predictions=save_predictions)
     sequences = read_dataset(dataset, data_root, split, flame_model)
     context = {"data_root": str(data_root.resolve()), "split": split}
     columns = (TextColumn("Scoring {task.fields[name]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

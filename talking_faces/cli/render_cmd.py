@@ -13,7 +13,7 @@ from talking_faces.atomic import atomic_write
 from talking_faces.emotion import SPEC_GRAMMAR
 from talking_faces.errors import TalkingFacesError
 
-from .common import app, console
+from .common import SAMPLER_HELP, SAMPLES_HELP, SEED_HELP, STEPS_HELP, VQVAE_HELP, app, console, model_options
 
 EMOTION_HELP = (
     "Emotion spec. Presets neutral, happy, sad, surprise, fear, angry, disgust, contempt with an intensity "
@@ -47,6 +47,11 @@ def render(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     gl: str = typer.Option("auto", help="OpenGL backend: auto, osmesa or egl."),
     save_vertices: Optional[Path] = typer.Option(None, help="Also write the final (T, V, 3) float32 vertices to this .npy."),
+    seed: Optional[int] = typer.Option(None, help=SEED_HELP),
+    num_samples: int = typer.Option(1, min=1, help=SAMPLES_HELP + " Sample k > 0 is written to <out>_sample<k>.mp4."),
+    sampler: Optional[str] = typer.Option(None, help=SAMPLER_HELP),
+    steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),
+    vqvae: Optional[Path] = typer.Option(None, help=VQVAE_HELP),
 ) -> None:
     from talking_faces.emotion import parse_emotion
     from talking_faces.gl import use_backend
@@ -74,6 +79,7 @@ def render(
         animation = animate(
             audio, identity=face, emotion=emotion, model=model, checkpoint=checkpoint, au_basis=au_basis,
             aublendnet=aublendnet, codebook=codebook, style=style, text=text, fps=fps, device=device, stage=stage,
+            seed=seed, num_samples=num_samples, model_options=model_options(sampler, steps, vqvae),
         )
         progress.update(stages, description="Animation ready", total=1, completed=1)
         frames = progress.add_task("Rendering frames", total=animation.vertices.shape[0])

@@ -1,0 +1,75 @@
+"""The one speech path: a `SpeechRequest` through an adapter to Offset_spe at the output frame rate.
+
+`talkface render`, `pipeline.animate` and `talkface eval` all call `speak`; nothing else calls an
+adapter. The adapter's output is held once, at its own rate; `SpeechTrack` retimes and blends only
+the frames a caller asks for, so a long clip is never expanded to `(T, V, 3)` more than once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from .audio import num_output_frames
+from .aus import NUM_AUS
+from .basis import blend
+from .errors import TalkingFacesError
+from .retime import retime
+
+if TYPE_CHECKING:
+    from talking_faces.adapters.base import SpeechAdapter, SpeechOutput, SpeechRequest
+
+
+@dataclass
+class SpeechTrack:
+    """Offset_spe of S samples at the output rate `fps`, `num_frames` frames covering the audio.
+
+    Attributes:
+        output: the adapter's output at its own rate (`(S, T', V, 3)` offsets or `(S, T', 32)` weights).
+        fps: the output frame rate.
+        num_frames: T = round(duration * fps), at least 1.
+    """
+
+    output: SpeechOutput
+    fps: float
+    num_frames: int
+
+    @property
+    def num_samples(self) -> int:
+        return self.output.num_samples
+
+    @property
+    def is_weights(self) -> bool:
+        """True when the speech is AU weights on the identity's basis (the viseme adapter)."""
+        return self.output.weights is not None
+
+    def frames(self, start: int, stop: int, sample: int = 0) -> torch.Tensor:
+        """Frames `start:stop` at the output rate: `(n, 32)` weights or `(n, V, 3)` offsets."""
+        stop = min(stop, self.num_frames)
+        return retime(self.output.frames[sample], self.output.fps, self.fps, stop - start, start=start)
+
+    def offsets(self, start: int, stop: int, basis_offsets: torch.Tensor | None, sample: int = 0) -> torch.Tensor:
+        """`(n, V, 3)` Offset_spe of frames `start:stop`; AU weights are blended on `basis_offsets` `(32, V, 3)`."""
+        frames = self.frames(start, stop, sample)
+        if not self.is_weights:
+            return frames
+        return blend(frames.to(basis_offsets.dtype), basis_offsets)
+
+
+def speak(adapter: SpeechAdapter, request: SpeechRequest) -> SpeechTrack:
+    """Run `adapter` on `request` (checked first) and return its speech at `request.fps`."""
+    adapter.check_request(request)
+    with torch.inference_mode():
+        output = adapter.speak(request)
+    frames = output.frames
+    expected_tail = (NUM_AUS,) if output.weights is not None else (request.identity.num_vertices, 3)
+    if frames.dim() != 2 + len(expected_tail) or tuple(frames.shape[2:]) != expected_tail or frames.shape[1] < 1:
+        raise TalkingFacesError(
+            f"The {adapter.name} model returned speech of shape {tuple(frames.shape)}, expected (S, T, {', '.join(map(str, expected_tail))}); "
+            "the adapter is broken."
+        )
+    if output.num_samples != request.num_samples:
+        raise TalkingFacesError(f"The {adapter.name} model returned {output.num_samples} samples for --num-samples {request.num_samples}.")
+    return SpeechTrack(output, float(request.fps), num_output_frames(request.audio.shape[0], request.fps))
