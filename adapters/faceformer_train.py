@@ -9,7 +9,6 @@ each frame's output is drawn once instead of being redrawn in each of upstream's
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,8 @@ from talking_faces.training import (
     atomic_write_json,
     load_resume_state,
     save_resume_state,
-    shard,
+    apply_step,
+    epoch_indices,
     wrap_model,
 )
 
@@ -191,20 +191,14 @@ def train_faceformer(
     train_samples, val_samples = _prepare(train, conditioning), _prepare(val or [], conditioning)
     last: Path | None = None
     for epoch in range(start, options.epochs + 1):
-        torch.manual_seed(options.seed * 100003 + epoch * 101 + ctx.rank)
-        order = list(range(len(train_samples)))
-        random.Random(options.seed * 100003 + epoch).shuffle(order)  # same permutation on every rank
-        mine = shard(order, ctx)
+        mine = epoch_indices(len(train_samples), options.seed, epoch, ctx)
         model.train()
         total = 0.0
         for step, index in enumerate(mine, 1):
-            loss = _loss(step_model, train_samples[index], fps, ctx.device)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            total += loss.item()
+            value = apply_step(_loss(step_model, train_samples[index], fps, ctx.device), optimizer)
+            total += value
             if on_step:
-                on_step(epoch, step, len(mine), loss.item())
+                on_step(epoch, step, len(mine), value)
         val_loss = _validate(model, val_samples, fps, ctx.device) if val_samples else None
         checkpoint = None
         if epoch % options.save_every == 0 or epoch == options.epochs:

@@ -11,7 +11,6 @@ adapter and by upstream's code; runs resume from `train_state.pt`; DDP under tor
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +24,9 @@ from talking_faces.data.sequences import Sequence
 from talking_faces.errors import TalkingFacesError
 from talking_faces.schedulers import NoiseSchedule, add_noise
 from talking_faces.schedulers.lucidrains import cosine_betas_clipped, lucidrains_buffers
-from talking_faces.training import DistributedContext, load_resume_state, save_resume_state, shard, wrap_model
+from talking_faces.training import (
+    DistributedContext, apply_step, epoch_indices, load_resume_state, save_resume_state, wrap_model,
+)
 
 from .audio_encoders import config_from_state, load_audio_encoder, normalize_audio
 from .faceformer import VOCASET_SUBJECTS
@@ -181,10 +182,7 @@ def train_lgldm(
     samples = _samples(train, speakers, mead)
     last: Path | None = None
     for epoch in range(start, options.epochs + 1):
-        torch.manual_seed(options.seed * 100003 + epoch * 101 + ctx.rank)
-        order = list(range(len(samples)))
-        random.Random(options.seed * 100003 + epoch).shuffle(order)  # the same permutation on every rank
-        mine = shard(order, ctx)
+        mine = epoch_indices(len(samples), options.seed, epoch, ctx)
         total = 0.0
         for step, index in enumerate(mine, 1):
             sample = samples[index]
@@ -196,14 +194,12 @@ def train_lgldm(
                 decoded, quantized = step_model(motion - template, emotion)
                 loss = F.l1_loss(decoded + template, motion) + quantized.loss
             else:
-                t = random.Random(options.seed * 7919 + epoch * 104729 + step * 31 + ctx.rank).randrange(NUM_TIMESTEPS)
+                t = int(torch.randint(0, NUM_TIMESTEPS, ()))  # upstream: t ~ U{0..999}, seeded per epoch and rank
                 loss = step_model(sample.audio.to(ctx.device), motion, template, condition[:, : len(speakers)], emotion, t)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            total += loss.item()
+            value = apply_step(loss, optimizer)
+            total += value
             if on_step:
-                on_step(epoch, step, len(mine), loss.item())
+                on_step(epoch, step, len(mine), value)
         checkpoint = None
         if epoch % options.save_every == 0 or epoch == options.epochs:
             checkpoint = out / f"model-{epoch}.mpt"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,25 @@ def shard(items: Sequence[T], ctx: DistributedContext) -> list[T]:
     per_rank = -(-len(items) // ctx.world_size)
     padded = [items[i % len(items)] for i in range(per_rank * ctx.world_size)]
     return padded[ctx.rank :: ctx.world_size]
+
+
+def epoch_indices(count: int, seed: int, epoch: int, ctx: DistributedContext) -> list[int]:
+    """This rank's sample indices for one epoch: one seeded permutation shared by all ranks, sharded.
+
+    Also seeds torch's draws (dropout, noise, timesteps) for the epoch, differently per rank.
+    """
+    torch.manual_seed(seed * 100003 + epoch * 101 + ctx.rank)
+    order = list(range(count))
+    random.Random(seed * 100003 + epoch).shuffle(order)
+    return shard(order, ctx)
+
+
+def apply_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
+    """Backward, optimizer step, zeroed gradients; returns the loss value."""
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item()
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
