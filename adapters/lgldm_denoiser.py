@@ -9,6 +9,11 @@ Per frame, the noisy latent's `tokens_per_frame` codes are concatenated to one `
 vector ("global"); the decoder attends to it with FaceFormer's ALiBi mask (period 30) and to its
 own audio frame only (the diagonal memory mask); the audio tokens carry the one-hot timestep
 embedding. Masks and positional tables are rebuilt for any length (upstream stops at 600 frames).
+
+In eval mode the cross-attention is computed as what the diagonal mask leaves of it: softmax over a
+single unmasked key is exactly 1, so frame i receives exactly out_proj(v_i); the query and key
+projections are skipped. The result equals `nn.TransformerDecoder`'s bit for bit (tested); training
+keeps the full module, whose attention dropout acts on that weight.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from talking_faces.aublendnet.layers import sinusoid_table
@@ -129,6 +135,7 @@ class LatentDenoiser(nn.Module):
         audio_tokens: torch.Tensor,
         style: torch.Tensor,
         emotion: torch.Tensor | None = None,
+        reference: bool = False,
     ) -> torch.Tensor:
         """x0 prediction.
 
@@ -137,6 +144,8 @@ class LatentDenoiser(nn.Module):
             t: the diffusion step (one for the whole batch, as in sampling and upstream training).
             audio_tokens: `(B or 1, T_a, F)` from `audio_tokens`.
             style, emotion: `(B or 1, 1, F)` from `condition`.
+            reference: run `nn.TransformerDecoder` with the full cross-attention, as upstream (the test
+                oracle and the benchmark's upstream way); always so in training mode.
         Returns:
             `(B, min(T, T_a) * Q, code_dim)` predicted clean latents.
         """
@@ -150,8 +159,23 @@ class LatentDenoiser(nn.Module):
             h = h + emotion
         h = self.position_dropout(h + self.positions(frames, h))
         tgt_mask = biased_mask(self.config.n_head, frames, self.config.period).to(h).repeat(b, 1, 1)
-        memory_mask = alignment_mask(frames, frames, 1).to(h.device)
         if memory.shape[0] != b:
             memory = memory.expand(b, -1, -1)
-        out = self.transformer_decoder(h, memory, tgt_mask=tgt_mask, memory_mask=memory_mask)
+        if reference or self.training:
+            memory_mask = alignment_mask(frames, frames, 1).to(h.device)
+            out = self.transformer_decoder(h, memory, tgt_mask=tgt_mask, memory_mask=memory_mask)
+        else:
+            out = self._decode_aligned(h, memory, tgt_mask)
         return self.latent_decoder(out).reshape(b, frames * f // code_dim, code_dim)
+
+    def _decode_aligned(self, h: torch.Tensor, memory: torch.Tensor, tgt_mask: torch.Tensor) -> torch.Tensor:
+        """The post-LN decoder layers (nn.TransformerDecoderLayer's order) with each frame's cross-attention
+        reduced to out_proj(v) of its own audio frame: `(B, T, F)` -> `(B, T, F)`."""
+        f = self.config.feature_dim
+        for layer in self.transformer_decoder.layers:
+            h = layer.norm1(h + layer.dropout1(layer.self_attn(h, h, h, attn_mask=tgt_mask, need_weights=False)[0]))
+            cross = layer.multihead_attn
+            values = F.linear(memory, cross.in_proj_weight[2 * f:], cross.in_proj_bias[2 * f:])
+            h = layer.norm2(h + layer.dropout2(cross.out_proj(values)))
+            h = layer.norm3(h + layer.dropout3(layer.linear2(layer.dropout(layer.activation(layer.linear1(h))))))
+        return h

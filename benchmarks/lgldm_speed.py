@@ -1,8 +1,8 @@
 """LG-LDM (MEAD) sampling speed: upstream's way (HuBERT-large inside every step) against ours.
 
 Same full-size random weights (HuBERT-large, FDM d 512, EVQ-VAE), same audio, same seed, one run:
-- upstream way: each of the 1000 DDPM steps runs HuBERT-large + audio_extract + the FDM, as the
-  released `FDM.forward` does. Too slow to run whole (~45 min for 2 s on one thread), so `--probe`
+- upstream way: each of the 1000 DDPM steps runs HuBERT-large + audio_extract + the FDM with the
+  full `nn.TransformerDecoder` cross-attention, as the released `FDM.forward` does. Too slow to run whole (~45 min for 2 s on one thread), so `--probe`
   steps are timed and the 1000-step total is extrapolated (plus the final VQ decode, timed);
 - ours, exact: HuBERT once, the same 1000 steps (same output: the first `--probe` states are
   compared bit for bit with the upstream way's);
@@ -56,7 +56,7 @@ def upstream_steps(adapter: LGLDMAdapter, audio: np.ndarray, steps: int, seed: i
     for t in range(999, 999 - steps, -1):
         start = time.perf_counter()
         tokens = d.audio_tokens(normalised)  # what upstream recomputes inside every denoiser call
-        x0 = d(x, t, tokens, *d.condition(style, emotion))
+        x0 = d(x, t, tokens, *d.condition(style, emotion), reference=True)  # upstream's full nn.TransformerDecoder
         x = scheduler.step(x0, t, x, generator).prev_sample
         times.append(time.perf_counter() - start)
     return x, times

@@ -265,3 +265,12 @@ def test_render_path_adds_exactly_the_au_emotion(vocaset_files, tmp_path):
     expression = np.einsum("tk,kvc->tvc", parse_emotion("happy:0.7").weights(frames, 30.0), basis.offsets)
     assert np.abs(animation.vertices - (identity.vertices + speech + expression)).max() <= 1e-6
     assert np.abs(expression).max() > 1e-4
+
+
+def test_aligned_cross_attention_equals_the_full_decoder():
+    model = tiny_denoiser(True)
+    tokens = torch.randn(2, 40, 16)
+    style, emotion = model.condition(torch.eye(25)[:2], torch.eye(7)[3:5])
+    x = torch.randn(2, 40 * 4, 4)
+    for t in (999, 3):
+        assert torch.equal(model(x, t, tokens, style, emotion), model(x, t, tokens, style, emotion, reference=True))
