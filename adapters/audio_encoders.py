@@ -82,7 +82,7 @@ def encoder_config(encoder: nn.Module) -> dict[str, Any]:
     return {name: list(v) if isinstance(v := getattr(config, name), tuple) else v for name in ARCHITECTURE_FIELDS if hasattr(config, name)}
 
 
-def config_from_state(state: dict[str, torch.Tensor], prefix: str = "audio_encoder.") -> dict[str, Any]:
+def encoder_config_from_state(state: dict[str, torch.Tensor], prefix: str = "audio_encoder.") -> dict[str, Any]:
     """Config overrides of the encoder stored under `prefix` in `state`, read off the tensor shapes.
 
     Heads are hidden / 64 and strides the standard (5, 2, ..., 2), as in every wav2vec2/HuBERT

@@ -16,7 +16,7 @@ import torch
 
 from talking_faces.errors import TalkingFacesError
 
-from .audio_encoders import config_from_state, normalize_audio
+from .audio_encoders import encoder_config_from_state, normalize_audio
 from .base import SpeechAdapter, SpeechOutput, SpeechRequest
 from .faceformer_model import FaceFormer, FaceFormerConfig, periodic_encoding
 
@@ -132,7 +132,7 @@ def infer_config(state: dict[str, torch.Tensor], sidecar: dict[str, Any], datase
         audio_steps_per_frame=int(sidecar.get("audio_steps_per_frame", conventions.audio_steps_per_frame)),
         n_head=int(sidecar.get("n_head", 4)),
         num_layers=len(layers),
-        audio_encoder=sidecar.get("audio_encoder") or config_from_state(state),
+        audio_encoder=sidecar.get("audio_encoder") or encoder_config_from_state(state),
     )
     return config, dataset
 

@@ -125,14 +125,19 @@ class TrainingSample:
 
     def vertices(self, fps: float) -> torch.Tensor:
         """`(1, T, V*3)` ground truth at the model's frame rate."""
-        frames = torch.from_numpy(np.asarray(self.sequence.load_vertices(), dtype=np.float32))
-        src = self.sequence.fps
-        if src != fps:
-            ratio = src / fps
-            # Upstream takes every 2nd frame of 60 fps VOCASET; retime at an integer ratio is exactly that.
-            count = -(-frames.shape[0] // int(ratio)) if ratio.is_integer() else int(round(frames.shape[0] / ratio))
-            frames = retime(frames, src, fps, count)
-        return frames.reshape(1, frames.shape[0], -1)
+        return ground_truth_frames(self.sequence, fps)
+
+
+def ground_truth_frames(sequence: Sequence, fps: float) -> torch.Tensor:
+    """`(1, T, V*3)` float32 absolute vertices of `sequence` at `fps`."""
+    frames = torch.from_numpy(np.asarray(sequence.load_vertices(), dtype=np.float32))
+    src = sequence.fps
+    if src != fps:
+        ratio = src / fps
+        # Upstream takes every 2nd frame of 60 fps VOCASET; retime at an integer ratio is exactly that.
+        count = -(-frames.shape[0] // int(ratio)) if ratio.is_integer() else int(round(frames.shape[0] / ratio))
+        frames = retime(frames, src, fps, count)
+    return frames.reshape(1, frames.shape[0], -1)
 
 
 def _prepare(sequences: list[Sequence], conditioning: Conditioning) -> list[TrainingSample]:

@@ -26,7 +26,7 @@ from talking_faces.schedulers import BUFFER_NAMES
 from talking_faces.schedulers.lucidrains import cosine_betas_clipped, lucidrains_buffers
 from talking_faces.training import atomic_torch_save
 
-from .audio_encoders import FEATURE_RATE, config_from_state
+from .audio_encoders import FEATURE_RATE, encoder_config_from_state
 from .lgldm_denoiser import DenoiserConfig, LatentDenoiser
 from .lgldm_vqvae import MotionVQConfig, MotionVQVAE
 
@@ -87,7 +87,7 @@ def denoiser_config(state: dict[str, torch.Tensor], position_table: torch.Tensor
     """
     f = int(state["latent_decoder.weight"].shape[0])
     emotions = int(state["emotion_embedd.weight"].shape[1]) if "emotion_embedd.weight" in state else 0
-    audio = config_from_state(state, "audio_encoder.")
+    audio = encoder_config_from_state(state, "audio_encoder.")
     steps_per_frame = int(state["audio_extract.0.weight"].shape[1]) // audio["hidden_size"]
     period = 30
     periodic = (position_table is not None and position_table.shape[-2] > period

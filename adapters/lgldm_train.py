@@ -28,7 +28,7 @@ from talking_faces.training import (
     DistributedContext, apply_step, epoch_indices, load_resume_state, save_resume_state, wrap_model,
 )
 
-from .audio_encoders import config_from_state, load_audio_encoder, normalize_audio
+from .audio_encoders import encoder_config_from_state, load_audio_encoder, normalize_audio
 from .faceformer import VOCASET_SUBJECTS
 from .faceformer_train import EpochResult, TrainingSample, TrainOptions
 from .lgldm import EMOTION_ALIASES, MEAD_SPEAKERS, NEUTRAL, NORMALIZE_EPS
@@ -77,7 +77,7 @@ def new_denoiser(
     (`facebook/hubert-large-ls960-ft`), or random ones with the `audio_config` architecture."""
     mead = dataset == "mead"
     pretrained = load_audio_encoder(hubert, "hubert") if hubert is not None else None
-    audio = config_from_state({f"a.{k}": v for k, v in pretrained.state_dict().items()}, "a.") if pretrained is not None else dict(audio_config or {})
+    audio = encoder_config_from_state({f"a.{k}": v for k, v in pretrained.state_dict().items()}, "a.") if pretrained is not None else dict(audio_config or {})
     width = vqvae.config.latent_width
     config = DenoiserConfig(**{
         "feature_dim": width, "n_head": 4 if mead else 8, "ffn_dim": 2 * width, "num_styles": num_speakers,

@@ -12,7 +12,6 @@ from typing import Any
 import click
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from talking_faces.errors import TalkingFacesError
 
@@ -23,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-train_app = typer.Typer(help="Train AUBlendNet or FaceFormer.", no_args_is_help=True)
+train_app = typer.Typer(help="Train AUBlendNet, FaceFormer, FaceDiffuser or LG-LDM.", no_args_is_help=True)
 data_app = typer.Typer(help="Convert datasets into the layouts talkface reads.", no_args_is_help=True)
 # `talkface eval --dataset ...` scores speech models; `talkface eval aublendnet ...` scores bases.
 eval_app = typer.Typer(help="Evaluate speech models (LVE, FDD, V-LVE, diversity) or AUBlendNet bases.")
@@ -48,22 +47,26 @@ def model_options(sampler: str | None, steps: int | None, vqvae: Path | None) ->
 
 
 @contextmanager
-def training_progress(show: bool, epochs: int, prefix: str = "") -> Iterator[tuple[Callable[..., None], Callable[[Any], None]]]:
-    """A rich progress bar for a training loop: yields its `on_step(epoch, step, steps, loss)` and
-    `on_epoch(result)` callbacks (`result` has epoch, train_loss, checkpoint and optionally val_loss)."""
+def epoch_progress(epochs: int, enabled: bool = True) -> Iterator[tuple[Callable[[int, int, int, float], None], Callable[[Any], None]]]:
+    """A rich progress bar for a training loop: yields its `(on_step, on_epoch)` callbacks.
+
+    `on_step(epoch, step, steps, loss)` moves the bar; `on_epoch(result)` prints the epoch's line
+    (train loss, val loss, the checkpoint written) from an `EpochResult`.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, disable=not show,
+        console=console, disable=not enabled,
     ) as progress:
         task = progress.add_task("epoch", total=None)
 
         def on_step(epoch: int, step: int, steps: int, loss: float) -> None:
-            progress.update(task, description=f"{prefix}epoch {epoch}/{epochs} loss {loss:.3e}", total=steps, completed=step)
+            progress.update(task, description=f"epoch {epoch}/{epochs} loss {loss:.3e}", total=steps, completed=step)
 
         def on_epoch(result: Any) -> None:
-            val = getattr(result, "val_loss", None)
-            val_text = f", val {val:.3e}" if val is not None else ""
-            saved = f", wrote {result.checkpoint}" if result.checkpoint and show else ""
+            val_text = f", val {result.val_loss:.3e}" if result.val_loss is not None else ""
+            saved = f", wrote {result.checkpoint}" if result.checkpoint and enabled else ""
             progress.console.print(f"epoch {result.epoch}: train {result.train_loss:.3e}{val_text}{saved}")
 
         yield on_step, on_epoch

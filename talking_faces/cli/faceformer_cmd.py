@@ -9,7 +9,7 @@ import typer
 
 from talking_faces.errors import TalkingFacesError
 
-from .common import console, train_app, training_progress
+from .common import console, epoch_progress, train_app
 
 DATASET_NAMES = ("vocaset", "mead")
 
@@ -55,7 +55,7 @@ def train_faceformer_cmd(
             model = new_model(dataset, conditioning, train[0].template.size, audio_encoder, fps=fps)
             state = None
         options = TrainOptions(epochs=epochs, lr=lr, save_every=save_every, seed=seed)
-        with training_progress(ctx.is_main, epochs) as (on_step, on_epoch):
+        with epoch_progress(epochs, ctx.is_main) as (on_step, on_epoch):
             last = train_faceformer(model, conditioning, train, out, ctx, options, val=val, resume_state=state, on_step=on_step, on_epoch=on_epoch)
     finally:
         teardown_distributed(ctx)

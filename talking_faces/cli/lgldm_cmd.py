@@ -9,7 +9,7 @@ import typer
 
 from talking_faces.errors import TalkingFacesError
 
-from .common import console, train_app, training_progress
+from .common import console, epoch_progress, train_app
 
 
 @train_app.command("lgldm", help="Train LG-LDM: --stage vqvae (L1 + quantisation loss) or --stage diffusion (latent + vertex MSE), AdamW 1e-4.")
@@ -62,7 +62,7 @@ def train_lgldm_cmd(
             model, speakers = load_vqvae(vqvae), speakers_for(dataset, train)
             denoiser = new_denoiser(dataset, model, len(speakers), hubert)
         options = TrainOptions(epochs=epochs, lr=lr, save_every=save_every, seed=seed)
-        with training_progress(ctx.is_main, epochs, f"{stage} ") as (on_step, on_epoch):
+        with epoch_progress(epochs, ctx.is_main) as (on_step, on_epoch):
             last = train_lgldm(stage, model, train, out, ctx, speakers, options, denoiser=denoiser, vqvae_path=vqvae,
                                resume_state=state, on_step=on_step, on_epoch=on_epoch)
     finally:

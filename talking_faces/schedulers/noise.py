@@ -15,10 +15,15 @@ def draw_noise(shape: Sequence[int], generator: Generators, device: torch.device
     With one generator (or None: torch's global one) the whole tensor comes from it, as
     `torch.randn_like(x)` after `torch.manual_seed(S)` would. With a list of B generators, row b of
     the `(B, ...)` tensor is drawn from generator b alone, so each sample of a batch follows its own
-    single-sample stream.
+    single-sample stream. Draws happen on the generator's device, then move to `device`.
     """
     if generator is None or isinstance(generator, torch.Generator):
-        return torch.randn(tuple(shape), generator=generator, device=device)
+        return _randn(tuple(shape), generator, device)
     if len(generator) != shape[0]:
         raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
-    return torch.cat([torch.randn((1, *shape[1:]), generator=g, device=device) for g in generator])
+    return torch.cat([_randn((1, *shape[1:]), g, device) for g in generator])
+
+
+def _randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str) -> torch.Tensor:
+    source = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=source).to(device)
