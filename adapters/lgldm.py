@@ -117,6 +117,8 @@ class LGLDMAdapter(SpeechAdapter):
         super().__init__(device)
         if sampler is not None and sampler not in SAMPLERS:
             raise TalkingFacesError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
+        if steps is not None and sampler is None:
+            raise TalkingFacesError("--steps applies to a chosen sampler; pass --sampler ddim or dpmpp with it (the default is upstream's).")
         self.denoiser = denoiser.to(self.device).eval()
         self.vqvae = vqvae.to(self.device).eval()
         self.schedule = schedule

@@ -231,6 +231,10 @@ def test_same_seed_same_sample_and_styles(mead_files):
         adapter.sample(audio, "M003,joy")
     with pytest.raises(TalkingFacesError, match="Unknown LG-LDM speaker"):
         adapter.sample(audio, "W009,happy")
+    with pytest.raises(TalkingFacesError, match="pass --sampler ddim or dpmpp"):
+        LGLDMAdapter.from_checkpoint(mead_files[0], vqvae=mead_files[1], steps=10)
+    with pytest.raises(TalkingFacesError, match="Ancestral DDPM runs every step"):
+        LGLDMAdapter.from_checkpoint(mead_files[0], vqvae=mead_files[1], sampler="ddpm", steps=10)
 
 
 def test_sequences_past_600_frames(vocaset_files):
