@@ -20,9 +20,9 @@ TINY_HUBERT = {
 }
 
 
-def tiny_vqvae(mead: bool = True, seed: int = 0) -> MotionVQVAE:
+def tiny_vqvae(mead: bool = True, seed: int = 0, num_vertices: int = NUM_VERTICES) -> MotionVQVAE:
     torch.manual_seed(seed)
-    common = {"vertex_dim": NUM_VERTICES * 3, "hidden": 16, "num_layers": 1, "num_heads": 8, "intermediate": 8, "code_dim": 4}
+    common = {"vertex_dim": num_vertices * 3, "hidden": 16, "num_layers": 1, "num_heads": 8, "intermediate": 8, "code_dim": 4}
     config = MotionVQConfig(**common, num_codes=28, tokens_per_frame=4, num_emotions=7) if mead else vocaset_config(**common, num_codes=6)
     model = MotionVQVAE(config)
     model.quantize.embedding.weight.data.normal_(0, 1)
@@ -42,13 +42,13 @@ def tiny_denoiser(mead: bool = True, seed: int = 0) -> LatentDenoiser:
     return model.eval()
 
 
-def write_pair(folder: Path, mead: bool = True) -> tuple[Path, Path]:
+def write_pair(folder: Path, mead: bool = True, num_vertices: int = NUM_VERTICES) -> tuple[Path, Path]:
     """(stage2, stage1) files: `{'epoch','model','opt'}` and MEAD `{'model'}` / VOCASET `{'state_dict'}` with a DDP prefix."""
     name = "mead" if mead else "vocaset"
     stage2, stage1 = folder / f"{name}_stage2.mpt", folder / f"{name}_stage1.mpt"
     buffers = lucidrains_buffers(cosine_betas_clipped(1000))
     save_payload(diffusion_payload(tiny_denoiser(mead), buffers), stage2)
-    payload = vqvae_payload(tiny_vqvae(mead))
+    payload = vqvae_payload(tiny_vqvae(mead, num_vertices=num_vertices))
     if not mead:
         payload = {"state_dict": {"module." + k: v for k, v in payload["state_dict"].items()}}
     save_payload(payload, stage1)
