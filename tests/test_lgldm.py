@@ -146,6 +146,16 @@ def test_positions_and_masks_against_closed_forms():
     t = torch.arange(40, dtype=torch.float64)[:, None]
     expected = torch.stack([torch.sin(t * 10000 ** (-2 * k / 16)), torch.cos(t * 10000 ** (-2 * k / 16))], dim=-1).flatten(1)
     torch.testing.assert_close(pe.double(), expected, rtol=0, atol=2e-6)
+    # The masks the FDM uses past upstream's 600 frames: ALiBi with period 30, slopes 2^-2k (4 heads) / 2^-k (8 heads).
+    from talking_faces.adapters.faceformer_model import alignment_mask, biased_mask
+
+    for heads, slopes in ((4, [2.0 ** (-2 * (h + 1)) for h in range(4)]), (8, [2.0 ** -(h + 1) for h in range(8)])):
+        mask = biased_mask(heads, 650, 30)
+        i, j = 640, torch.tensor([640, 611, 610, 3])
+        closed_form = torch.tensor([[-s * math.floor((i - jj) / 30) for jj in j.tolist()] for s in slopes])
+        torch.testing.assert_close(mask[:, i, j], closed_form.float(), rtol=0, atol=1e-7)
+        assert torch.isinf(mask[:, 5, 6:]).all() and (mask[:, 5, 6:] < 0).all()
+    assert torch.equal(alignment_mask(650, 650, 1), ~torch.eye(650, dtype=torch.bool))
     periodic = voca.positions(700, like)
     torch.testing.assert_close(periodic[630:660], periodic[:30], rtol=0, atol=0)
     torch.testing.assert_close(periodic[:30].double(), expected[:30], rtol=0, atol=2e-6)
