@@ -128,7 +128,8 @@ class LGLDMAdapter(SpeechAdapter):
         self.topology = vqvae.config.vertex_dim // 3
         self.styles = self.conditioning.speakers
         self.emotional = bool(denoiser.config.num_emotions)
-        make_scheduler(sampler, schedule, steps) if sampler else None  # validate --sampler/--steps now
+        if sampler is not None:
+            make_scheduler(sampler, schedule, steps)  # reject a bad --steps now, before any audio is processed
 
     @classmethod
     def from_checkpoint(
