@@ -9,7 +9,6 @@ LayerDrop); a checkpoint every 25 epochs and at the last, in upstream's bare sta
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,13 +21,13 @@ from talking_faces.data.sequences import Sequence
 from talking_faces.errors import TalkingFacesError
 from talking_faces.schedulers import NoiseSchedule, add_noise
 from talking_faces.training import (
-    DistributedContext, atomic_torch_save, atomic_write_json, load_resume_state, save_resume_state, shard, wrap_model,
+    DistributedContext, EpochResult, TrainOptions, atomic_torch_save, atomic_write_json, load_resume_state, run_epochs,
 )
 
 from .audio_encoders import encoder_config, load_audio_encoder, normalize_audio
 from .facediffuser import VARIANTS, Variant, condition_vector, load_facediffuser, official_state_dict, sidecar_dict
 from .facediffuser_model import FaceDiff, FaceDiffConfig
-from .faceformer_train import EpochResult, TrainOptions, ground_truth_frames
+from .faceformer_train import ground_truth_frames
 
 # Canonical emotion names of data.sequences -> the names of the MEAD checkpoint's one-hot.
 MEAD_EMOTION_NAMES = {"surprise": "surprised", "disgust": "disgusted"}
@@ -129,44 +128,18 @@ def train_facediffuser(
 
     Under torchrun each rank trains on its shard with DDP; only rank 0 writes. Returns the last checkpoint.
     """
-    out = Path(out)
     schedule = NoiseSchedule.guided_cosine(model.config.diffusion_steps)
-    model = model.to(ctx.device).train()
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=options.lr)
-    start = 1
-    if resume_state is not None:
-        optimizer.load_state_dict(resume_state["optimizer"])
-        start = int(resume_state["epoch"]) + 1
-    step_model = wrap_model(model, ctx, find_unused_parameters=True)  # LayerDrop leaves some layers without gradient
     train_samples, val_samples = _prepare(train, variant), _prepare(val or [], variant)
-    last: Path | None = None
-    for epoch in range(start, options.epochs + 1):
-        torch.manual_seed(options.seed * 100003 + epoch * 101 + ctx.rank)
-        order = list(range(len(train_samples)))
-        random.Random(options.seed * 100003 + epoch).shuffle(order)  # same permutation on every rank
-        mine = shard(order, ctx)
-        model.train()
-        total = 0.0
-        for step, index in enumerate(mine, 1):
-            loss = diffusion_loss(step_model, schedule, train_samples[index], ctx.device)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            total += loss.item()
-            if on_step:
-                on_step(epoch, step, len(mine), loss.item())
-        val_loss = _validate(model, schedule, val_samples, ctx.device) if val_samples else None
-        checkpoint = None
-        if epoch % options.save_every == 0 or epoch == options.epochs:
-            checkpoint = out / f"{epoch}_model.pth"
-            if ctx.is_main:
-                atomic_torch_save(official_state_dict(model), checkpoint)
-                atomic_write_json(sidecar_dict(variant, model), checkpoint.with_suffix(".json"))
-                save_resume_state(out, epoch, optimizer, checkpoint)
-            last = checkpoint
-        if on_epoch:
-            on_epoch(EpochResult(epoch, total / max(1, len(mine)), val_loss, checkpoint))
-    return last
+
+    def write(checkpoint: Path) -> None:
+        atomic_torch_save(official_state_dict(model), checkpoint)
+        atomic_write_json(sidecar_dict(variant, model), checkpoint.with_suffix(".json"))
+
+    return run_epochs(
+        model, train_samples, lambda step_model, sample: diffusion_loss(step_model, schedule, sample, ctx.device), write, out, ctx,
+        options, validate=(lambda: _validate(model, schedule, val_samples, ctx.device)) if val_samples else None,
+        resume_state=resume_state, on_step=on_step, on_epoch=on_epoch,
+    )
 
 
 @torch.no_grad()

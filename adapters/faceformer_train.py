@@ -23,13 +23,12 @@ from talking_faces.data.sequences import Sequence
 from talking_faces.retime import retime
 from talking_faces.training import (
     DistributedContext,
+    EpochResult,
+    TrainOptions,
     atomic_torch_save,
     atomic_write_json,
     load_resume_state,
-    save_resume_state,
-    apply_step,
-    epoch_indices,
-    wrap_model,
+    run_epochs,
 )
 
 from .audio_encoders import encoder_config, load_audio_encoder, normalize_audio
@@ -39,24 +38,6 @@ from .faceformer_model import FaceFormer, FaceFormerConfig
 CONDITIONS = ("subject", "subject+emotion")
 # Canonical emotion names of data.sequences, in the order their one-hot slots take.
 EMOTIONS = ("neutral", "happy", "sad", "surprise", "fear", "angry", "disgust", "contempt")
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Hyper-parameters (upstream defaults)."""
-
-    epochs: int = 100
-    lr: float = 1e-4
-    save_every: int = 25
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class EpochResult:
-    epoch: int
-    train_loss: float
-    val_loss: float | None
-    checkpoint: Path | None
 
 
 def make_conditioning(dataset: str, sequences: list[Sequence], condition: str = "subject") -> Conditioning:
@@ -182,40 +163,18 @@ def train_faceformer(
     `on_step(epoch, step, steps, loss)` and `on_epoch(result)` report progress. Under torchrun each
     rank trains on its shard with DDP; only rank 0 writes. Returns the last checkpoint written.
     """
-    out = Path(out)
     fps = model.config.fps
-    model = model.to(ctx.device).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=options.lr)
-    start = 1
-    if resume_state is not None:
-        optimizer.load_state_dict(resume_state["optimizer"])
-        start = int(resume_state["epoch"]) + 1
-    # LayerDrop skips random wav2vec2 layers, so some parameters get no gradient in a step.
-    step_model = wrap_model(model, ctx, find_unused_parameters=True)
     train_samples, val_samples = _prepare(train, conditioning), _prepare(val or [], conditioning)
-    last: Path | None = None
-    for epoch in range(start, options.epochs + 1):
-        mine = epoch_indices(len(train_samples), options.seed, epoch, ctx)
-        model.train()
-        total = 0.0
-        for step, index in enumerate(mine, 1):
-            value = apply_step(_loss(step_model, train_samples[index], fps, ctx.device), optimizer)
-            total += value
-            if on_step:
-                on_step(epoch, step, len(mine), value)
-        val_loss = _validate(model, val_samples, fps, ctx.device) if val_samples else None
-        checkpoint = None
-        if epoch % options.save_every == 0 or epoch == options.epochs:
-            checkpoint = out / f"{epoch}_model.pth"
-            if ctx.is_main:
-                atomic_torch_save(upstream_state_dict(model), checkpoint)
-                atomic_write_json(sidecar_dict(model, conditioning), checkpoint.with_suffix(".json"))
-                save_resume_state(out, epoch, optimizer, checkpoint)
-            last = checkpoint
-        if on_epoch:
-            on_epoch(EpochResult(epoch, total / max(1, len(mine)), val_loss, checkpoint))
-    return last
+
+    def write(checkpoint: Path) -> None:
+        atomic_torch_save(upstream_state_dict(model), checkpoint)
+        atomic_write_json(sidecar_dict(model, conditioning), checkpoint.with_suffix(".json"))
+
+    return run_epochs(
+        model, train_samples, lambda step_model, sample: _loss(step_model, sample, fps, ctx.device), write, out, ctx, options,
+        validate=(lambda: _validate(model, val_samples, fps, ctx.device)) if val_samples else None,
+        resume_state=resume_state, on_step=on_step, on_epoch=on_epoch,
+    )
 
 
 @torch.no_grad()

@@ -24,13 +24,11 @@ from talking_faces.data.sequences import Sequence
 from talking_faces.errors import TalkingFacesError
 from talking_faces.schedulers import NoiseSchedule, add_noise
 from talking_faces.schedulers.lucidrains import cosine_betas_clipped, lucidrains_buffers
-from talking_faces.training import (
-    DistributedContext, apply_step, epoch_indices, load_resume_state, save_resume_state, wrap_model,
-)
+from talking_faces.training import DistributedContext, EpochResult, TrainOptions, load_resume_state, run_epochs
 
 from .audio_encoders import encoder_config_from_state, load_audio_encoder, normalize_audio
 from .faceformer import VOCASET_SUBJECTS
-from .faceformer_train import EpochResult, TrainingSample, TrainOptions
+from .faceformer_train import TrainingSample
 from .lgldm import EMOTION_ALIASES, MEAD_SPEAKERS, NEUTRAL, NORMALIZE_EPS
 from .lgldm_checkpoints import (
     diffusion_payload, load_denoiser, load_vqvae, save_payload, vqvae_payload,
@@ -100,6 +98,12 @@ class DiffusionLoss(nn.Module):
         self.denoiser, self.vqvae, self.schedule = denoiser, vqvae, schedule
         self.vqvae.requires_grad_(False)
 
+    def train(self, mode: bool = True) -> "DiffusionLoss":
+        """Train the denoiser; the frozen stage 1 stays in eval mode."""
+        super().train(mode)
+        self.vqvae.eval()
+        return self
+
     def forward(self, audio: torch.Tensor, motion: torch.Tensor, template: torch.Tensor,
                 speaker: torch.Tensor, emotion: torch.Tensor | None, t: int) -> torch.Tensor:
         with torch.no_grad():
@@ -155,62 +159,40 @@ def train_lgldm(
 ) -> Path | None:
     """Train one stage; write `out/model-{epoch}.mpt` every `save_every` epochs and at the last.
 
-    `options`: FaceFormer's TrainOptions; upstream LG-LDM writes a file every 5 epochs (the CLI default).
-
+    Runs the shared loop (`training.run_epochs`) with upstream's AdamW (amsgrad for stage 1).
     Returns the last checkpoint written. Only rank 0 writes; each rank trains on its shard.
     """
     if stage not in STAGES:
         raise TalkingFacesError(f"Unknown --stage {stage!r}; use one of {', '.join(STAGES)}.")
-    out = Path(out)
     mead = vqvae.emotional
     fps = 25.0 if mead else 30.0
-    vqvae = vqvae.to(ctx.device)
     if stage == "vqvae":
-        trained: nn.Module = vqvae.train()
+        trained: nn.Module = vqvae.to(ctx.device)
         optimizer = torch.optim.AdamW(vqvae.parameters(), lr=options.lr, amsgrad=True)
     else:
         if denoiser is None or vqvae_path is None:
             raise TalkingFacesError("Stage 2 needs the denoiser and the stage-1 file (--vqvae).")
         buffers = lucidrains_buffers(cosine_betas_clipped(denoiser.config.num_timesteps))
-        trained = DiffusionLoss(denoiser.to(ctx.device).train(), vqvae.eval(), NoiseSchedule.from_buffers(buffers))
+        trained = DiffusionLoss(denoiser, vqvae, NoiseSchedule.from_buffers(buffers)).to(ctx.device)
         optimizer = torch.optim.AdamW([p for p in denoiser.parameters() if p.requires_grad], lr=options.lr)
-    start = 1
-    if resume_state is not None:
-        optimizer.load_state_dict(resume_state["optimizer"])
-        start = int(resume_state["epoch"]) + 1
-    step_model = wrap_model(trained, ctx, find_unused_parameters=True)  # HuBERT's LayerDrop skips layers
-    samples = _samples(train, speakers, mead)
-    last: Path | None = None
-    for epoch in range(start, options.epochs + 1):
-        mine = epoch_indices(len(samples), options.seed, epoch, ctx)
-        total = 0.0
-        for step, index in enumerate(mine, 1):
-            sample = samples[index]
-            motion = sample.vertices(fps).to(ctx.device)
-            template = torch.from_numpy(np.asarray(sample.sequence.template, dtype=np.float32).reshape(1, 1, -1)).to(ctx.device)
-            condition = sample.condition.to(ctx.device)
-            emotion = condition[:, len(speakers):] if mead else None
-            if stage == "vqvae":
-                decoded, quantized = step_model(motion - template, emotion)
-                loss = F.l1_loss(decoded + template, motion) + quantized.loss
-            else:
-                t = int(torch.randint(0, NUM_TIMESTEPS, ()))  # upstream: t ~ U{0..999}, seeded per epoch and rank
-                loss = step_model(sample.audio.to(ctx.device), motion, template, condition[:, : len(speakers)], emotion, t)
-            value = apply_step(loss, optimizer)
-            total += value
-            if on_step:
-                on_step(epoch, step, len(mine), value)
-        checkpoint = None
-        if epoch % options.save_every == 0 or epoch == options.epochs:
-            checkpoint = out / f"model-{epoch}.mpt"
-            if ctx.is_main:
-                opt = optimizer.state_dict()
-                payload = (vqvae_payload(vqvae, epoch, opt) if stage == "vqvae"
-                           else diffusion_payload(denoiser, buffers, epoch, opt))
-                save_payload(payload, checkpoint)
-                save_resume_state(out, epoch, optimizer, checkpoint, stage=stage, speakers=list(speakers),
-                                  vqvae=str(vqvae_path) if vqvae_path else "")
-            last = checkpoint
-        if on_epoch:
-            on_epoch(EpochResult(epoch, total / max(1, len(mine)), None, checkpoint))
-    return last
+
+    def step_loss(step_model: nn.Module, sample: TrainingSample) -> torch.Tensor:
+        motion = sample.vertices(fps).to(ctx.device)
+        template = torch.from_numpy(np.asarray(sample.sequence.template, dtype=np.float32).reshape(1, 1, -1)).to(ctx.device)
+        condition = sample.condition.to(ctx.device)
+        emotion = condition[:, len(speakers):] if mead else None
+        if stage == "vqvae":
+            decoded, quantized = step_model(motion - template, emotion)
+            return F.l1_loss(decoded + template, motion) + quantized.loss
+        t = int(torch.randint(0, NUM_TIMESTEPS, ()))  # upstream: t ~ U{0..999}, seeded per epoch and rank
+        return step_model(sample.audio.to(ctx.device), motion, template, condition[:, : len(speakers)], emotion, t)
+
+    def write(checkpoint: Path) -> None:
+        epoch, opt = int(checkpoint.stem.split("-")[-1]), optimizer.state_dict()
+        save_payload(vqvae_payload(vqvae, epoch, opt) if stage == "vqvae" else diffusion_payload(denoiser, buffers, epoch, opt), checkpoint)
+
+    return run_epochs(
+        trained, _samples(train, speakers, mead), step_loss, write, out, ctx, options, resume_state=resume_state,
+        on_step=on_step, on_epoch=on_epoch, optimizer=optimizer, checkpoint_name="model-{epoch}.mpt",
+        resume_extra={"stage": stage, "speakers": list(speakers), "vqvae": str(vqvae_path) if vqvae_path else ""},
+    )

@@ -5,7 +5,7 @@ audio, same seed:
 - upstream's way: HuBERT and the whole network at every one of the DDPM steps, batch of one;
 - ours, exact: ancestral DDPM over the same steps, HuBERT and the audio projection once per audio;
 - ours, fast: DPM-Solver++ (2M) with 25 steps.
-It prints min and median over repeats, the ratios, and max |ours - upstream's way| (metres).
+Each round runs all of them once (rounds repeated), and it prints min and median over rounds, the ratios, and max |ours - upstream's way| (metres).
 `--upstream-steps N` times upstream's way on the last N steps of the chain (started as upstream's
 skip_timesteps does) and compares ours on the same N steps; the per-sample figure is then scaled
 to 1000 steps and marked as such. Default: the full 1000 steps.
@@ -66,13 +66,15 @@ def ours(model: FaceDiff, audio: np.ndarray, template: torch.Tensor, sampler: st
     return offsets.reshape(1, offsets.shape[1], -1) + template
 
 
-def timed(fn, repeats: int) -> tuple[torch.Tensor, list[float]]:
-    times, result = [], None
+def rounds(runs: dict, repeats: int) -> tuple[dict, dict]:
+    """Each run once per round, rounds repeated, so machine load falls on all of them alike: (last results, times)."""
+    results, times = {}, {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return result, times
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            results[name] = fn()
+            times[name].append(time.perf_counter() - start)
+    return results, times
 
 
 def speed(args) -> None:
@@ -92,14 +94,18 @@ def speed(args) -> None:
     n = args.upstream_steps
     print(machine())
     print(f"{args.seconds:g} s of audio -> {frames} frames, VOCASET-size FaceDiffuser; upstream's way over {n} DDPM steps")
+    runs = {
+        "upstream": lambda: upstream_way(model, audio, cond, template, frames, n, args.seed),
+        "same_chain": lambda: ours(model, raw, template, "ddpm", None, n - 1, args.seed),
+        "exact": lambda: ours(model, raw, template, "ddpm", None, None, args.seed),
+        "fast": lambda: ours(model, raw, template, "dpmpp", 25, None, args.seed),
+    }
+    if n == 1000:
+        del runs["same_chain"]
     with torch.inference_mode():
-        reference, t_up = timed(lambda: upstream_way(model, audio, cond, template, frames, n, args.seed), args.upstream_repeats)
-        same_chain, t_same = timed(lambda: ours(model, raw, template, "ddpm", None, n - 1, args.seed), args.repeats)
-        if n != 1000:
-            _, t_exact = timed(lambda: ours(model, raw, template, "ddpm", None, None, args.seed), args.repeats)
-        else:
-            t_exact = t_same
-        _, t_fast = timed(lambda: ours(model, raw, template, "dpmpp", 25, None, args.seed), args.repeats)
+        results, times = rounds(runs, args.repeats)
+    reference, t_up, t_exact, t_fast = results["upstream"], times["upstream"], times["exact"], times["fast"]
+    same_chain = results.get("same_chain", results["exact"])
     scale = 1000 / n
     up_min, up_med = min(t_up) * scale, statistics.median(t_up) * scale
     note = "" if n == 1000 else f" (measured on {n} steps, x{scale:g})"
@@ -175,7 +181,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--upstream-steps", type=int, default=1000, help="DDPM steps of upstream's way (1000: the full run)")
-    parser.add_argument("--upstream-repeats", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)

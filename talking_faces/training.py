@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -83,25 +83,6 @@ def shard(items: Sequence[T], ctx: DistributedContext) -> list[T]:
     return padded[ctx.rank :: ctx.world_size]
 
 
-def epoch_indices(count: int, seed: int, epoch: int, ctx: DistributedContext) -> list[int]:
-    """This rank's sample indices for one epoch: one seeded permutation shared by all ranks, sharded.
-
-    Also seeds torch's draws (dropout, noise, timesteps) for the epoch, differently per rank.
-    """
-    torch.manual_seed(seed * 100003 + epoch * 101 + ctx.rank)
-    order = list(range(count))
-    random.Random(seed * 100003 + epoch).shuffle(order)
-    return shard(order, ctx)
-
-
-def apply_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
-    """Backward, optimizer step, zeroed gradients; returns the loss value."""
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss.item()
-
-
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """torch.save to a temporary file in the same folder, then rename over `path`."""
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
@@ -127,3 +108,86 @@ def load_resume_state(out: str | Path) -> dict[str, Any] | None:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated files
         raise TalkingFacesError(f"Cannot read {path} ({exc.__class__.__name__}); delete it to start over.") from None
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Hyper-parameters of the upstream recipes (FaceFormer's defaults; FaceDiffuser runs 50 epochs)."""
+
+    epochs: int = 100
+    lr: float = 1e-4
+    save_every: int = 25
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    checkpoint: Path | None
+
+
+def run_epochs(
+    model: torch.nn.Module,
+    samples: Sequence[Any],
+    step_loss: Callable[[torch.nn.Module, Any], torch.Tensor],
+    write_checkpoint: Callable[[Path], None],
+    out: str | Path,
+    ctx: DistributedContext,
+    options: TrainOptions,
+    validate: Callable[[], float] | None = None,
+    resume_state: dict | None = None,
+    on_step: Callable[[int, int, int, float], None] | None = None,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    checkpoint_name: str = "{epoch}_model.pth",
+    resume_extra: dict[str, Any] | None = None,
+) -> Path | None:
+    """The upstream speech-model loop: batch 1, Adam over the trainable parameters, resumable.
+
+    `optimizer` replaces the default Adam (e.g. LG-LDM's AdamW); `checkpoint_name` formats the file
+    name from `epoch`; `resume_extra` is stored in the resume state too.
+
+    Each epoch shuffles `samples` (the same permutation on every rank), takes this rank's shard,
+    and steps on `step_loss(step_model, sample)` with the DDP-wrapped model (unused parameters
+    allowed: LayerDrop skips layers). Every `save_every` epochs and at the last, rank 0 calls
+    `write_checkpoint(out / f"{epoch}_model.pth")` and records the resume state. Returns the last
+    checkpoint path.
+    """
+    out = Path(out)
+    model = model.to(ctx.device).train()
+    optimizer = optimizer or torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=options.lr)
+    start = 1
+    if resume_state is not None:
+        optimizer.load_state_dict(resume_state["optimizer"])
+        start = int(resume_state["epoch"]) + 1
+    step_model = wrap_model(model, ctx, find_unused_parameters=True)
+    last: Path | None = None
+    for epoch in range(start, options.epochs + 1):
+        torch.manual_seed(options.seed * 100003 + epoch * 101 + ctx.rank)
+        order = list(range(len(samples)))
+        random.Random(options.seed * 100003 + epoch).shuffle(order)  # same permutation on every rank
+        mine = shard(order, ctx)
+        model.train()
+        total = 0.0
+        for step, index in enumerate(mine, 1):
+            loss = step_loss(step_model, samples[index])
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            total += loss.item()
+            if on_step:
+                on_step(epoch, step, len(mine), loss.item())
+        val_loss = validate() if validate else None
+        model.train()
+        checkpoint = None
+        if epoch % options.save_every == 0 or epoch == options.epochs:
+            checkpoint = out / checkpoint_name.format(epoch=epoch)
+            if ctx.is_main:
+                write_checkpoint(checkpoint)
+                save_resume_state(out, epoch, optimizer, checkpoint, **(resume_extra or {}))
+            last = checkpoint
+        if on_epoch:
+            on_epoch(EpochResult(epoch, total / max(1, len(mine)), val_loss, checkpoint))
+    return last

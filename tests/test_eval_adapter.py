@@ -140,6 +140,29 @@ def test_faceformer_rows_on_lgldm_mead(tmp_path):
     assert base_row["diversity"] > 0  # over the tiny model's 8 training-subject styles
 
 
+def test_facediffuser_rows_on_lgldm_mead(tmp_path):
+    from facediffuser_tiny import write_tiny_facediffuser
+    from test_eval_synth import write_mead_lgldm
+
+    root = tmp_path / "MEAD"
+    write_mead_lgldm(root)
+    checkpoint = write_tiny_facediffuser(tmp_path / "tiny.pth", "mead", vertice_dim=V * 3, diffusion_steps=100, sidecar=False)
+    np.save(tmp_path / "basis.npy", np.random.default_rng(4).normal(scale=0.01, size=(NUM_AUS + 1, V * 3)).astype(np.float32))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "eval", "--dataset", "mead", "--data-root", str(root), "--model", "facediffuser", "--checkpoint", str(checkpoint),
+        "--au-basis", str(tmp_path / "basis.npy"), "--regions", str(write_masks(tmp_path / "m.pkl")), "--out", str(out),
+        "--device", "cpu", "--seed", "0", "--num-samples", "2", "--sampler", "ddim", "--steps", "3",
+    ])
+    assert result.exit_code == 0, (result.output, result.exception)
+    base_row, emo_row = json.loads((out / "results.json").read_text())["rows"]
+    assert (base_row["method"], emo_row["method"]) == ("facediffuser", "facediffuser+AUBlendNet")
+    assert base_row["sequences"] == emo_row["sequences"] == 2 and base_row["frames"] == emo_row["frames"] == 17
+    assert base_row["diversity"] > 0  # over the 32 training speakers
+    assert base_row["sample diversity"] > 0  # two samples of each clip
+    assert emo_row["diversity"] > 0
+
+
 def test_lgldm_rows_on_lgldm_mead(tmp_path):
     lgldm_tiny = pytest.importorskip("lgldm_tiny")
     from test_eval_synth import write_mead_lgldm

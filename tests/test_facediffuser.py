@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from facediffuser_tiny import tiny_facediffuser, write_tiny_facediffuser
+from facediffuser_tiny import write_tiny_facediffuser
 
 from talking_faces.adapters import SpeechRequest, load_adapter
+from talking_faces.adapters.audio_encoders import normalize_audio
 from talking_faces.adapters.facediffuser import VARIANTS, FaceDiffuserAdapter, condition_vector, load_facediffuser
 from talking_faces.adapters.facediffuser_model import pair_audio_frames
 from talking_faces.errors import TalkingFacesError
@@ -116,8 +117,6 @@ def test_seeded_sample_follows_upstream_loop_with_hubert_every_step(vocaset_ckpt
     ours = adapter.speak(request(identity=ident, generator=torch.Generator().manual_seed(9), style="2")).offsets[0]
     model = adapter.model
     template = torch.from_numpy(ident.vertices.reshape(-1))
-    from talking_faces.adapters.audio_encoders import normalize_audio
-
     audio = normalize_audio(AUDIO)
     cond = torch.eye(8)[2]
     scheduler = make_scheduler("ddpm", adapter.schedule)
@@ -161,8 +160,6 @@ def test_dpmpp_in_hidden_space_equals_stepping_on_vertices(vocaset_ckpt):
     ident = identity()
     fast = adapter.speak(request(identity=ident, generator=torch.Generator().manual_seed(3))).offsets[0]
     model, template = adapter.model, torch.from_numpy(ident.vertices.reshape(-1))
-    from talking_faces.adapters.audio_encoders import normalize_audio
-
     cond = condition_vector(adapter.variant, None)
     tokens = model.audio_tokens(model.encode_audio(normalize_audio(AUDIO)), 14, cond)
     scheduler = make_scheduler("dpmpp", adapter.schedule, 8)
@@ -171,3 +168,27 @@ def test_dpmpp_in_hidden_space_equals_stepping_on_vertices(vocaset_ckpt):
         for t in scheduler.timesteps:
             x = scheduler.step(model.denoise(x, int(t), tokens, cond, template), t, x).prev_sample
     torch.testing.assert_close(fast, (x - template).reshape(14, 20, 3), rtol=0, atol=1e-5)
+
+
+def test_render_path_adds_exactly_the_emotion_offsets(tmp_path, shared_fixture):
+    """`--emotion happy:0.7` on a FLAME identity: speech plus exactly 0.7 (B[AU6] + B[AU12])."""
+    import soundfile
+
+    from talking_faces.aus import au_index
+    from talking_faces.basis import AUBasis
+    from talking_faces.pipeline import animate
+
+    sample = np.load(shared_fixture("aublendset_sample.npy"))
+    template = sample[0].reshape(-1, 3)
+    basis = AUBasis((sample[1:] - sample[:1]).reshape(32, -1, 3), template, "aublendset_sample")
+    flame = Identity(template, None, "aublendset0")
+    wav = tmp_path / "speech.wav"
+    soundfile.write(wav, AUDIO, 16000)
+    ckpt = write_tiny_facediffuser(tmp_path / "m.pth", "mead", vertice_dim=15069, diffusion_steps=100, sidecar=False)
+    common = dict(identity=flame, model="facediffuser", checkpoint=ckpt, basis=basis, seed=0, device="cpu",
+                  model_options={"sampler": "ddim", "steps": 4})
+    happy = animate(wav, emotion="happy:0.7", **common).vertices
+    neutral = animate(wav, emotion="neutral", **common).vertices
+    expected = 0.7 * (basis.offsets[au_index("AU6")] + basis.offsets[au_index("AU12")])
+    np.testing.assert_allclose(happy - neutral, np.broadcast_to(expected, happy.shape), atol=2e-6)
+    assert np.abs(neutral - template).max() > 1e-4  # the speech itself moves the face

@@ -13,7 +13,7 @@ from facediffuser_tiny import TINY_HUBERT
 
 from talking_faces.adapters.facediffuser import load_facediffuser
 from talking_faces.adapters.facediffuser_train import make_variant, new_model, resume_or_none, sequence_style, train_facediffuser
-from talking_faces.adapters.faceformer_train import TrainOptions
+from talking_faces.training import TrainOptions
 from talking_faces.data.sequences import Sequence
 from talking_faces.training import DistributedContext
 
@@ -21,12 +21,7 @@ V = 12
 CPU = DistributedContext(0, 1, torch.device("cpu"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _sequences(folder: Path) -> list[Sequence]:

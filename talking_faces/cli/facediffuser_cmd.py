@@ -29,7 +29,7 @@ def train_facediffuser_cmd(
     seed: int = typer.Option(0, help="Shuffling, timestep and noise seed."),
 ) -> None:
     from talking_faces.adapters.facediffuser_train import make_variant, new_model, resume_or_none, train_facediffuser
-    from talking_faces.adapters.faceformer_train import TrainOptions
+    from talking_faces.training import TrainOptions
     from talking_faces.data import read_dataset
     from talking_faces.training import setup_distributed, teardown_distributed
 
