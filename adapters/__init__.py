@@ -21,6 +21,7 @@ ADAPTERS: dict[str, str] = {
     "viseme": "talking_faces.adapters.viseme:VisemeAdapter",
     "faceformer": "talking_faces.adapters.faceformer:FaceFormerAdapter",
     "facediffuser": "talking_faces.adapters.facediffuser:FaceDiffuserAdapter",
+    "lgldm": "talking_faces.adapters.lgldm:LGLDMAdapter",
 }
 
 

@@ -83,15 +83,21 @@ def encoder_config(encoder: nn.Module) -> dict[str, Any]:
 
 
 def encoder_config_from_state(state: dict[str, torch.Tensor], prefix: str = "audio_encoder.") -> dict[str, Any]:
-    """wav2vec2/HuBERT config overrides read off a state_dict's tensor shapes (weight-norm keys already renamed).
+    """Config overrides of the encoder stored under `prefix` in `state`, read off the tensor shapes.
 
-    Heads are hidden / 64, the convention of every released base/large encoder.
+    Heads are hidden / 64 and strides the standard (5, 2, ..., 2), as in every wav2vec2/HuBERT
+    release. A layer-norm CNN marks the *-large architecture, which is also stable-layer-norm
+    (pre-LN with a final norm); `masked_spec_embed` exists only with SpecAugment on, so its
+    presence sets mask_time_prob.
+    Positional-convolution keys must already use torch's parametrization names.
     """
-    convs = sorted(int(k.split(".")[-3]) for k in state if k.startswith(prefix + "feature_extractor.conv_layers.") and k.endswith(".conv.weight"))
+    convs = sorted(int(k[len(prefix):].split(".")[2]) for k in state
+                   if k.startswith(prefix + "feature_extractor.conv_layers.") and k.endswith(".conv.weight"))
     layers = {int(k[len(prefix):].split(".")[2]) for k in state if k.startswith(prefix + "encoder.layers.")}
     conv = [state[f"{prefix}feature_extractor.conv_layers.{i}.conv.weight"] for i in convs]
     pos = state[prefix + "encoder.pos_conv_embed.conv.parametrizations.weight.original1"]
     hidden = state[prefix + "feature_projection.projection.weight"].shape[0]
+    layer_norm_cnn = f"{prefix}feature_extractor.conv_layers.1.layer_norm.weight" in state
     return {
         "hidden_size": hidden,
         "num_hidden_layers": len(layers),
@@ -102,7 +108,10 @@ def encoder_config_from_state(state: dict[str, torch.Tensor], prefix: str = "aud
         "conv_bias": f"{prefix}feature_extractor.conv_layers.0.conv.bias" in state,
         "num_conv_pos_embeddings": pos.shape[2],
         "num_conv_pos_embedding_groups": hidden // pos.shape[1],
-        "feat_extract_norm": "layer" if f"{prefix}feature_extractor.conv_layers.1.layer_norm.weight" in state else "group",
+        "feat_extract_norm": "layer" if layer_norm_cnn else "group",
+        "do_stable_layer_norm": layer_norm_cnn,
+        "mask_time_prob": 0.05 if prefix + "masked_spec_embed" in state else 0.0,
+        "feat_proj_layer_norm": prefix + "feature_projection.layer_norm.weight" in state,
     }
 
 
@@ -167,3 +176,31 @@ def contextualize(encoder: nn.Module, features: torch.Tensor) -> torch.Tensor:
     hidden = hidden[0] if isinstance(hidden, tuple) else hidden
     hidden = encoder._mask_hidden_states(hidden)
     return encoder.encoder(hidden).last_hidden_state
+
+
+def encode_frames(
+    encoder: nn.Module, audio: torch.Tensor, fps: float, steps_per_frame: int, num_frames: int | None = None
+) -> tuple[torch.Tensor, int]:
+    """Encoder states tied to animation frames, the two ways of FaceFormer and its successors.
+
+    `steps_per_frame` 1: the 50 Hz CNN features are linearly resampled to the T frames at `fps`
+    (T = int(L / 50 * fps) unless `num_frames` is given) before the transformer. 2: a trailing odd
+    50 Hz step is dropped, and with `num_frames` the steps are cut to 2 * min(L // 2, num_frames);
+    consecutive pairs belong to one frame.
+
+    Args:
+        audio: `(B, N)` normalised 16 kHz samples.
+    Returns:
+        `(B, T * steps_per_frame, H)` last hidden states and T.
+    """
+    features = extract_features(encoder, audio)
+    length, w = features.shape[1], steps_per_frame
+    if w == 1:
+        frames = num_frames if num_frames is not None else int(length / float(FEATURE_RATE) * fps)
+    else:
+        usable = length - length % w
+        frames = usable // w if num_frames is None else min(usable // w, num_frames)
+    if frames < 1:
+        raise TalkingFacesError("The audio is shorter than one animation frame; give at least 0.1 s of speech.")
+    features = resample_features(features, frames) if w == 1 else features[:, : frames * w]
+    return contextualize(encoder, features), frames

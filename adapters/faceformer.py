@@ -128,7 +128,7 @@ def infer_config(state: dict[str, torch.Tensor], sidecar: dict[str, Any], datase
         audio_steps_per_frame=int(sidecar.get("audio_steps_per_frame", conventions.audio_steps_per_frame)),
         n_head=int(sidecar.get("n_head", 4)),
         num_layers=len(layers),
-        audio_encoder=sidecar.get("audio_encoder") or _audio_encoder_config(state),
+        audio_encoder=sidecar.get("audio_encoder") or encoder_config_from_state(state),
     )
     return config, dataset
 

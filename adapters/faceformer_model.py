@@ -17,9 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talking_faces.errors import TalkingFacesError
-
-from .audio_encoders import FEATURE_RATE, build_audio_encoder, contextualize, extract_features, resample_features
+from .audio_encoders import build_audio_encoder, encode_frames
 
 
 @dataclass(frozen=True)
@@ -169,17 +167,8 @@ class FaceFormer(nn.Module):
         Returns:
             `(B, S, F)` memory and T, with S = T (interpolated) or S = 2T (paired).
         """
-        features = extract_features(self.audio_encoder, audio)
-        length, w = features.shape[1], self.config.audio_steps_per_frame
-        if w == 1:
-            frames = num_frames if num_frames is not None else int(length / float(FEATURE_RATE) * self.config.fps)
-        else:
-            usable = length - length % w  # upstream drops an odd trailing step
-            frames = usable // w if num_frames is None else min(usable // w, num_frames)
-        if frames < 1:
-            raise TalkingFacesError("The audio is shorter than one animation frame; give at least 0.1 s of speech.")
-        features = resample_features(features, frames) if w == 1 else features[:, : frames * w]
-        return self.audio_feature_map(contextualize(self.audio_encoder, features)), frames
+        hidden, frames = encode_frames(self.audio_encoder, audio, self.config.fps, self.config.audio_steps_per_frame, num_frames)
+        return self.audio_feature_map(hidden), frames
 
     def style(self, condition: torch.Tensor) -> torch.Tensor:
         """`(B, K)` one-hot condition -> `(B, F)` style embedding."""

@@ -97,7 +97,7 @@ def new_model(
 
 
 @dataclass
-class _Sample:
+class TrainingSample:
     """A sequence ready for the model: normalised audio cached, vertices loaded per step."""
 
     sequence: Sequence
@@ -121,15 +121,15 @@ def ground_truth_frames(sequence: Sequence, fps: float) -> torch.Tensor:
     return frames.reshape(1, frames.shape[0], -1)
 
 
-def _prepare(sequences: list[Sequence], conditioning: Conditioning) -> list[_Sample]:
+def _prepare(sequences: list[Sequence], conditioning: Conditioning) -> list[TrainingSample]:
     samples = []
     for seq in sequences:
         style = seq.subject if not conditioning.emotions else f"{seq.subject},{seq.emotion or 'neutral'}"
-        samples.append(_Sample(seq, normalize_audio(load_audio(seq.audio_path)), conditioning.one_hot(style)))
+        samples.append(TrainingSample(seq, normalize_audio(load_audio(seq.audio_path)), conditioning.one_hot(style)))
     return samples
 
 
-def _loss(model: torch.nn.Module, sample: _Sample, fps: float, device: torch.device) -> torch.Tensor:
+def _loss(model: torch.nn.Module, sample: TrainingSample, fps: float, device: torch.device) -> torch.Tensor:
     gt = sample.vertices(fps).to(device)
     template = torch.from_numpy(sample.sequence.template.reshape(1, 1, -1)).to(device)
     displacement = model(sample.audio.to(device), sample.condition.to(device), gt.shape[1])
@@ -178,7 +178,7 @@ def train_faceformer(
 
 
 @torch.no_grad()
-def _validate(model: FaceFormer, samples: list[_Sample], fps: float, device: torch.device) -> float:
+def _validate(model: FaceFormer, samples: list[TrainingSample], fps: float, device: torch.device) -> float:
     """Mean autoregressive (inference-mode) MSE over `samples`."""
     model.eval()
     losses = [_loss(model, s, fps, device).item() for s in samples]

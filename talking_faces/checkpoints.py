@@ -57,21 +57,25 @@ def load_weights_only(path: str | Path, what: str) -> object:
         raise TalkingFacesError(f"Cannot read {what} checkpoint {path} ({exc.__class__.__name__}); the file is corrupt or not a torch checkpoint.") from None
 
 
-def read_checkpoint(path: str | Path, what: str, container: str | None = None) -> dict:
+def read_checkpoint(path: str | Path, what: str, container: str | tuple[str, ...] | None = None) -> dict:
     """The payload of a checkpoint file, read with `weights_only=True` on the CPU.
 
     Args:
         path: the file.
         what: the model's name for messages, e.g. "FaceDiffuser".
-        container: the key that holds the state_dict (`'state_dict'`, `'model'`), or None for
-            a bare state_dict. The state_dict is returned with any `module.` prefix removed.
+        container: the key that holds the state_dict (`'state_dict'`, `'model'`), several such
+            keys (the first present is used), or None for a bare state_dict. The state_dict is
+            returned with any `module.` prefix removed.
     Returns:
         `{name: tensor}` with the container unwrapped.
     """
     payload = load_weights_only(path, what)
-    state = payload.get(container) if container is not None and isinstance(payload, dict) else payload
+    keys = (container,) if isinstance(container, str) else container
+    state = payload
+    if keys is not None and isinstance(payload, dict):
+        state = payload.get(next((k for k in keys if k in payload), keys[0]))
     if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        where = f" under '{container}'" if container else ""
+        where = " under '" + "' or '".join(keys) + "'" if keys else ""
         raise TalkingFacesError(f"{path} holds no tensor state_dict{where}; pass an official {what} checkpoint.")
     return {k.removeprefix(DDP_PREFIX): v for k, v in state.items()}
 

@@ -141,8 +141,14 @@ def run_epochs(
     resume_state: dict | None = None,
     on_step: Callable[[int, int, int, float], None] | None = None,
     on_epoch: Callable[[EpochResult], None] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    checkpoint_name: str = "{epoch}_model.pth",
+    resume_extra: dict[str, Any] | None = None,
 ) -> Path | None:
     """The upstream speech-model loop: batch 1, Adam over the trainable parameters, resumable.
+
+    `optimizer` replaces the default Adam (e.g. LG-LDM's AdamW); `checkpoint_name` formats the file
+    name from `epoch`; `resume_extra` is stored in the resume state too.
 
     Each epoch shuffles `samples` (the same permutation on every rank), takes this rank's shard,
     and steps on `step_loss(step_model, sample)` with the DDP-wrapped model (unused parameters
@@ -152,7 +158,7 @@ def run_epochs(
     """
     out = Path(out)
     model = model.to(ctx.device).train()
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=options.lr)
+    optimizer = optimizer or torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=options.lr)
     start = 1
     if resume_state is not None:
         optimizer.load_state_dict(resume_state["optimizer"])
@@ -178,10 +184,10 @@ def run_epochs(
         model.train()
         checkpoint = None
         if epoch % options.save_every == 0 or epoch == options.epochs:
-            checkpoint = out / f"{epoch}_model.pth"
+            checkpoint = out / checkpoint_name.format(epoch=epoch)
             if ctx.is_main:
                 write_checkpoint(checkpoint)
-                save_resume_state(out, epoch, optimizer, checkpoint)
+                save_resume_state(out, epoch, optimizer, checkpoint, **(resume_extra or {}))
             last = checkpoint
         if on_epoch:
             on_epoch(EpochResult(epoch, total / max(1, len(mine)), val_loss, checkpoint))

@@ -163,3 +163,28 @@ def test_facediffuser_rows_on_lgldm_mead(tmp_path):
     assert base_row["diversity"] > 0  # over the 32 training speakers
     assert base_row["sample diversity"] > 0  # two samples of each clip
     assert emo_row["diversity"] > 0
+
+
+def test_lgldm_rows_on_lgldm_mead(tmp_path):
+    lgldm_tiny = pytest.importorskip("lgldm_tiny")
+    from test_eval_synth import write_mead_lgldm
+
+    root = tmp_path / "MEAD"
+    write_mead_lgldm(root)
+    folder = tmp_path / "lgldm"
+    folder.mkdir()
+    stage2, stage1 = lgldm_tiny.write_pair(folder, mead=True, num_vertices=V)
+    np.save(tmp_path / "basis.npy", np.random.default_rng(4).normal(scale=0.01, size=(NUM_AUS + 1, V * 3)).astype(np.float32))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "eval", "--dataset", "mead", "--data-root", str(root), "--model", "lgldm", "--checkpoint", str(stage2),
+        "--vqvae", str(stage1), "--sampler", "dpmpp", "--steps", "2", "--seed", "3", "--style", "M003,happy",
+        "--no-style-diversity", "--au-basis", str(tmp_path / "basis.npy"), "--regions", str(write_masks(tmp_path / "m.pkl")),
+        "--out", str(out), "--device", "cpu",
+    ])
+    assert result.exit_code == 0, (result.output, result.exception)
+    base_row, emo_row = json.loads((out / "results.json").read_text())["rows"]
+    assert (base_row["method"], emo_row["method"]) == ("lgldm", "lgldm+AUBlendNet")
+    assert base_row["sequences"] == 2 and base_row["frames"] == 17
+    assert all(np.isfinite(base_row[m]) and base_row[m] > 0 for m in ("LVE", "V-LVE", "MVE"))
+    assert emo_row["V-LVE"] == pytest.approx(base_row["V-LVE"], rel=1e-9) and emo_row["diversity"] > 0

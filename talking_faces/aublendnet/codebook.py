@@ -74,6 +74,14 @@ class VectorQuantizer(nn.Module):
     def forward(self, z: torch.Tensor) -> Quantized:
         """z: `(B, L, code_dim)`."""
         indices = nearest_code(z.reshape(-1, z.shape[-1]), self.embedding.weight).view(z.shape[:-1])
+        return self.straight_through(z, indices)
+
+    def straight_through(self, z: torch.Tensor, indices: torch.Tensor) -> Quantized:
+        """The codes at `indices` `(B, L)` for latents `z`, passed on as `z + (codes - z)` with the codebook loss.
+
+        The value is computed in float32 as written (it differs from `codes` by ~1e-7), because the
+        upstream decoders were run on exactly this value.
+        """
         codes = self.embedding.weight[indices]
         loss = COMMITMENT_BETA * torch.mean((codes.detach() - z) ** 2) + torch.mean((codes - z.detach()) ** 2)
         return Quantized(codes=z + (codes - z).detach(), loss=loss, indices=indices)
@@ -91,7 +99,11 @@ class TokenEncoder(nn.Module):
         self.encoder_linear_embedding = LinearEmbedding(cfg.hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.squasher(self.vertice_mapping(x).transpose(1, 2)).transpose(1, 2)
+        return self.contextualize(self.vertice_mapping(x))
+
+    def contextualize(self, h: torch.Tensor) -> torch.Tensor:
+        """`(B, N, hidden)` mapped tokens -> squasher, linear embedding, position vector, transformer."""
+        h = self.squasher(h.transpose(1, 2)).transpose(1, 2)
         return self.encoder_transformer(self.encoder_pos_embedding(self.encoder_linear_embedding(h)))
 
 

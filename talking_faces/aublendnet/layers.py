@@ -81,11 +81,11 @@ def token_conv_block(dim: int, kernel_size: int) -> nn.Sequential:
 
 
 class LinearEmbedding(nn.Module):
-    """A Linear under the attribute `net` (upstream key layout)."""
+    """A Linear under the attribute `net` (upstream key layout); square unless `out_dim` is given."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, out_dim: int | None = None):
         super().__init__()
-        self.net = nn.Linear(dim, dim)
+        self.net = nn.Linear(dim, out_dim or dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

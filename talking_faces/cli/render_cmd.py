@@ -77,7 +77,7 @@ def render(
     au_basis: Optional[Path] = typer.Option(None, help="AUBlendSet basis: identity folder or (33, V*3) .npy."),
     aublendnet: Optional[Path] = typer.Option(None, help="AUBlendNet stage-2 checkpoint (with --codebook), FLAME only."),
     codebook: Optional[Path] = typer.Option(None, help="AUBlendNet stage-1 (AU codebook) checkpoint."),
-    model: str = typer.Option("viseme", help="Speech model: viseme (no weights), or faceformer or facediffuser (with --checkpoint)."),
+    model: str = typer.Option("viseme", help="Speech model: viseme (no weights), faceformer or facediffuser (with --checkpoint), lgldm (with --checkpoint and --vqvae)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Speech model checkpoint, e.g. FaceFormer's vocaset.pth."),
     style: Optional[str] = typer.Option(None, help="Speaking style: training-subject name or index (learned models)."),
     text: Optional[str] = typer.Option(None, help="Transcript, for forced alignment of phonemes (viseme model)."),
