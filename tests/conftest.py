@@ -125,14 +125,3 @@ def mp4_info():
         return {"header": header, "frames": frames, "video_seconds": seconds, "audio_seconds": len(pcm) / 4 / 16000}
 
     return info
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny backward passes run 3x faster on one thread than on two busy cores."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
