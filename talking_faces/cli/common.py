@@ -106,6 +106,41 @@ def model_options(sampler: str | None, steps: int | None, vqvae: Path | None, ph
     return {name: value for name, value in given.items() if value is not None}
 
 
+SPEECH_DATASETS = ("vocaset", "mead")
+
+
+@contextmanager
+def speech_training_run(
+    model: str, encoder: str, dataset: str, data_root: Path, out: Path, device: str,
+    audio_encoder: Path | None, allow_random_audio_encoder: bool, resume_or_none: Callable[[Path], Any],
+) -> Iterator[tuple[Any, list, list, Any]]:
+    """The shared set-up of `talkface train faceformer|facediffuser`: yields `(ctx, train, val, resumed)`.
+
+    Checks the dataset name, starts the (DDP) process group, finds a run to resume in `out`,
+    refuses a new run without local `encoder` weights unless random ones are allowed, reads the
+    train and val splits, and tears the process group down at the end.
+    """
+    from talking_faces.data import read_dataset
+    from talking_faces.training import setup_distributed, teardown_distributed
+
+    if dataset not in SPEECH_DATASETS:
+        raise TalkingFacesError(f"Unknown --dataset {dataset!r}; use one of {', '.join(SPEECH_DATASETS)}.")
+    ctx = setup_distributed(device)
+    try:
+        resumed = resume_or_none(out)
+        if resumed is None and audio_encoder is None and not allow_random_audio_encoder:
+            raise TalkingFacesError(
+                f"A new {model} run needs {encoder} weights: pass --audio-encoder DIR (a local transformers folder), "
+                "or --allow-random-audio-encoder to start from random weights."
+            )
+        train, val = read_dataset(dataset, data_root, "train"), read_dataset(dataset, data_root, "val")
+        if resumed is not None and ctx.is_main:
+            console.print(f"resuming {out} after epoch {resumed[-1]['epoch']}")
+        yield ctx, train, val, resumed
+    finally:
+        teardown_distributed(ctx)
+
+
 @contextmanager
 def epoch_progress(epochs: int, enabled: bool = True) -> Iterator[tuple[Callable[[int, int, int, float], None], Callable[[Any], None]]]:
     """A rich progress bar for a training loop: yields its `(on_step, on_epoch)` callbacks.

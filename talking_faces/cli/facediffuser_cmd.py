@@ -7,11 +7,7 @@ from typing import Optional
 
 import typer
 
-from talking_faces.errors import TalkingFacesError
-
-from .common import console, epoch_progress, train_app
-
-DATASET_NAMES = ("vocaset", "mead")
+from .common import console, epoch_progress, speech_training_run, train_app
 
 
 @train_app.command("facediffuser", help="Train FaceDiffuser (Huber loss on x0, uniform t, Adam 1e-4, HuBERT layers 0-1 frozen) on VOCASET or 3D MEAD.")
@@ -30,31 +26,16 @@ def train_facediffuser_cmd(
 ) -> None:
     from talking_faces.adapters.facediffuser_train import make_variant, new_model, resume_or_none, train_facediffuser
     from talking_faces.training import TrainOptions
-    from talking_faces.data import read_dataset
-    from talking_faces.training import setup_distributed, teardown_distributed
 
-    if dataset not in DATASET_NAMES:
-        raise TalkingFacesError(f"Unknown --dataset {dataset!r}; use one of {', '.join(DATASET_NAMES)}.")
-    ctx = setup_distributed(device)
-    try:
-        resumed = resume_or_none(out)
-        if resumed is None and audio_encoder is None and not allow_random_audio_encoder:
-            raise TalkingFacesError(
-                "A new FaceDiffuser run needs HuBERT weights: pass --audio-encoder DIR (a local transformers folder of "
-                "hubert-base-ls960), or --allow-random-audio-encoder to start from random weights."
-            )
-        train, val = read_dataset(dataset, data_root, "train"), read_dataset(dataset, data_root, "val")
+    with speech_training_run("FaceDiffuser", "HuBERT (hubert-base-ls960)", dataset, data_root, out, device, audio_encoder,
+                             allow_random_audio_encoder, resume_or_none) as (ctx, train, val, resumed):
         if resumed is not None:
             model, variant, state = resumed
-            if ctx.is_main:
-                console.print(f"resuming {out} after epoch {state['epoch']}")
         else:
             variant = make_variant(dataset, train)
             model, state = new_model(variant, train[0].template.size, audio_encoder, diffusion_steps), None
         options = TrainOptions(epochs=epochs, lr=lr, save_every=save_every, seed=seed)
         with epoch_progress(epochs, ctx.is_main) as (on_step, on_epoch):
             last = train_facediffuser(model, variant, train, out, ctx, options, val=val, resume_state=state, on_step=on_step, on_epoch=on_epoch)
-    finally:
-        teardown_distributed(ctx)
     if ctx.is_main and last is not None:
         console.print(f"[green]done[/]: {last}")

@@ -7,11 +7,7 @@ from typing import Optional
 
 import typer
 
-from talking_faces.errors import TalkingFacesError
-
-from .common import console, epoch_progress, train_app
-
-DATASET_NAMES = ("vocaset", "mead")
+from .common import console, epoch_progress, speech_training_run, train_app
 
 
 @train_app.command("faceformer", help="Train FaceFormer (Adam 1e-4, MSE, autoregressive loop, frozen CNN) on VOCASET or 3D MEAD.")
@@ -31,24 +27,11 @@ def train_faceformer_cmd(
     from talking_faces.adapters.faceformer_train import (
         TrainOptions, make_conditioning, new_model, resume_or_none, train_faceformer,
     )
-    from talking_faces.data import read_dataset
-    from talking_faces.training import setup_distributed, teardown_distributed
 
-    if dataset not in DATASET_NAMES:
-        raise TalkingFacesError(f"Unknown --dataset {dataset!r}; use one of {', '.join(DATASET_NAMES)}.")
-    ctx = setup_distributed(device)
-    try:
-        resumed = resume_or_none(out)
-        if resumed is None and audio_encoder is None and not allow_random_audio_encoder:
-            raise TalkingFacesError(
-                "A new FaceFormer run needs wav2vec2 weights: pass --audio-encoder DIR (a local transformers folder), "
-                "or --allow-random-audio-encoder to start from random weights."
-            )
-        train, val = read_dataset(dataset, data_root, "train"), read_dataset(dataset, data_root, "val")
+    with speech_training_run("FaceFormer", "wav2vec2", dataset, data_root, out, device, audio_encoder,
+                             allow_random_audio_encoder, resume_or_none) as (ctx, train, val, resumed):
         if resumed is not None:
             model, conditioning, state = resumed
-            if ctx.is_main:
-                console.print(f"resuming {out} after epoch {state['epoch']}")
         else:
             conditioning = make_conditioning(dataset, train, condition)
             fps = train[0].fps if dataset == "mead" else None
@@ -57,7 +40,5 @@ def train_faceformer_cmd(
         options = TrainOptions(epochs=epochs, lr=lr, save_every=save_every, seed=seed)
         with epoch_progress(epochs, ctx.is_main) as (on_step, on_epoch):
             last = train_faceformer(model, conditioning, train, out, ctx, options, val=val, resume_state=state, on_step=on_step, on_epoch=on_epoch)
-    finally:
-        teardown_distributed(ctx)
     if ctx.is_main and last is not None:
         console.print(f"[green]done[/]: {last}")
