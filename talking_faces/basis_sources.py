@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .basis import AUBasis, load_aublendset
 from .errors import TalkingFacesError
 from .identity import Identity
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_basis(
