@@ -258,7 +258,8 @@ class FaceRenderer:
         return self.draw(self.prepare(vertices, albedo, lighting), clear=(0.0, 0.0, 0.0, 0.0), alpha=True)
 
     def render_chunks(self, chunks: Iterable[tuple[int, np.ndarray]]) -> Iterator[np.ndarray]:
-        """`(size, size, 3)` uint8 images of every frame of `(start, (n, V, 3))` chunks, in order.
+        """`(size, size, 4)` uint8 RGBX images (the fourth byte 255) of every frame of `(start, (n, V, 3))`
+        chunks, in order: the GL buffer's own layout, read back 6x faster than RGB (0.06 against 0.4 ms at 512²).
 
         The chunks are produced and each frame's normals and shading computed on a second thread,
         up to PREFETCH_FRAMES ahead, while this thread draws.
@@ -266,7 +267,7 @@ class FaceRenderer:
         prepared = (self.prepare(vertices) for _, chunk in chunks for vertices in chunk)
         with closing(prefetch(prepared, PREFETCH_FRAMES, name="talkface-shading")) as ready:
             for vertex_data in ready:
-                yield self.draw(vertex_data)
+                yield self.draw(vertex_data, alpha=True)
 
     def prepare(self, vertices: np.ndarray, albedo: np.ndarray | None = None, lighting: Lighting | None = None) -> np.ndarray:
         """pyrender's interleaved vertex buffer `(V, 7)` float32 (position, lit RGBA) for `(V, 3)` vertices.
