@@ -130,6 +130,12 @@ class SpeechAdapter(ABC):
         as the model's own frame count does; the speech path retimes them to the request's rate.
         """
 
+    def speaks_apart(self) -> bool:
+        """Whether `speak` is worth running in a separate process (`speech.speak_apart`): it holds the GIL
+        for long (pocketsphinx's decoder does) and its request and output are small. Torch models release
+        the GIL in their kernels and stay in the caller's process."""
+        return False
+
     def check_request(self, request: SpeechRequest) -> None:
         """Raise for a request this adapter cannot honour; warn for a field it will not use."""
         missing = self.requires - request.given

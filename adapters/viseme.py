@@ -298,6 +298,10 @@ class VisemeAdapter(SpeechAdapter):
             raise TalkingFacesError(f"The viseme model takes only the option phonemes, but got {', '.join(sorted(options))}; remove them.")
         return cls(device, phonemes)
 
+    def speaks_apart(self) -> bool:
+        """pocketsphinx decodes holding the GIL; a phoneme-CTC model (torch) does not, and is large to send."""
+        return self.recognizer.ctc is None
+
     def weights(self, audio: np.ndarray, fps: float, text: str | None = None) -> np.ndarray:
         """`(T, 32)` lip AU weights w_speech at `fps` for `(N,)` 16 kHz audio and an optional transcript."""
         if not loudness(audio).any():  # nothing above the noise gate: a still face, no decoding

@@ -26,7 +26,7 @@ from .devices import resolve_device_name
 from .emotion import EmotionTrack, parse_emotion
 from .identity import Identity, load_identity
 from .npy_stream import NpyWriter
-from .speech import SpeechTrack, speak
+from .speech import SpeechTrack, speak, speak_apart
 
 if TYPE_CHECKING:  # the renderer's imports (scipy, pyrender) are for rendering only, not for eval
     import torch
@@ -155,6 +155,7 @@ def stream_animation(
     albedo: np.ndarray | None = None,
     landmarks: str | Path | None = None,
     exports: bool = False,
+    apart: bool = False,
 ) -> AnimationStream:
     """Run the speech adapter once and return every sample's animation as a stream of chunks.
 
@@ -162,7 +163,9 @@ def stream_animation(
     `seed` seeds the request's generator. `albedo` `(V, 3)` is the identity's per-vertex colours
     (computed from its landmarks when None). `landmarks` is a JSON file of landmarks for the
     procedural rig; `exports` builds the AU basis even for a neutral offsets model, since exports
-    are written on it. `stage(name)` is called as each stage starts.
+    are written on it. `stage(name)` is called as each stage starts. `apart`: run the speech adapter
+    in a separate process when it holds the GIL for long (`speech.speak_apart`), for callers whose
+    other threads have work meanwhile.
     """
     from talking_faces.adapters import SpeechRequest, adapter_class
 
@@ -191,7 +194,7 @@ def stream_animation(
         audio=audio, identity=identity, basis=basis, text=text, style=style, fps=fps,
         generator=seeded_generator(seed), num_samples=num_samples,
     )
-    speech = speak(adapter, request)
+    speech = speak_apart(adapter, request) if apart else speak(adapter, request)
     del adapter, request, audio  # the adapter's working memory (e.g. the phone decoder) goes now ...
     return_freed_memory()  # ... and back to the system, not kept for the whole render
     if albedo is None and identity.faces is not None:

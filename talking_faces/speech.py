@@ -80,3 +80,24 @@ def speak(adapter: SpeechAdapter, request: SpeechRequest) -> SpeechTrack:
         raise TalkingFacesError(f"The {adapter.name} model returned {output.num_samples} samples for --num-samples {request.num_samples}.")
     samples = request.audio.shape[0]
     return SpeechTrack(output, float(request.fps), num_output_frames(samples, request.fps), samples / SAMPLE_RATE)
+
+
+def speak_apart(adapter: SpeechAdapter, request: SpeechRequest) -> SpeechTrack:
+    """`speak`, run in a separate process when the adapter holds the GIL for long (`SpeechAdapter.speaks_apart`).
+
+    For callers with other work meanwhile: `talkface render` builds its renderer while the speech is
+    analysed, on the second core. Same result as `speak` (the same code runs); in this process when
+    the adapter does not ask for it or the request cannot be sent (e.g. it holds a torch generator).
+    """
+    import pickle
+
+    from .worker import WorkerProcess
+
+    if not adapter.speaks_apart():
+        return speak(adapter, request)
+    try:
+        worker = WorkerProcess(speak, adapter, request, name=f"{adapter.name} speech")
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return speak(adapter, request)
+    with worker:
+        return worker.result()

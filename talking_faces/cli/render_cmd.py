@@ -133,7 +133,7 @@ def render(
             audio, identity=face, emotion=emotion, model=model, checkpoint=checkpoint, au_basis=au_basis,
             aublendnet=aublendnet, codebook=codebook, style=style, text=text, fps=fps, device=device, stage=stage_name,
             seed=seed, num_samples=num_samples, model_options=model_options(sampler, steps, vqvae, phonemes), albedo=albedo,
-            landmarks=landmarks, exports=bool(exports),
+            landmarks=landmarks, exports=bool(exports), apart=True,
         ), name="talkface-speech")
         # The GL context and shaders are built while the speech is analysed.
         with FaceRenderer(face.vertices, face.faces, size=size, gl=gl, albedo=albedo, view=view_rotation(face)) as renderer:
