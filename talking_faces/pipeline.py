@@ -49,12 +49,13 @@ def view_rotation(identity: Identity) -> np.ndarray | None:
     """The rotation that shows a head upright and facing the camera, or None when it already is
     (or its axes cannot be told: it is then shown as it is)."""
     from .character import is_default_character
-    from .errors import TalkingFacesError
-    from .head_frame import detect_head_frame
-    from .landmarks import connected_components
 
     if identity.faces is None or identity.is_flame or is_default_character(identity.vertices):
         return None
+    from .errors import TalkingFacesError
+    from .head_frame import detect_head_frame  # scipy: only for heads that may need turning
+    from .landmarks import connected_components
+
     try:
         skin = connected_components(identity.num_vertices, identity.faces)[0]
         rotation = detect_head_frame(identity.vertices, skin).rotation

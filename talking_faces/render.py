@@ -6,14 +6,17 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse
 
 from .appearance import SKIN
 from .errors import TalkingFacesError
 from .gl import APT_PACKAGES, use_backend
 from .threads import prefetch
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 # Vertical field of view: a portrait lens, close to the upstream demo's 19 degrees.
 FIELD_OF_VIEW = math.radians(20.0)
@@ -34,6 +37,8 @@ PREFETCH_FRAMES = 4  # frames shaded ahead of the draw
 
 def vertex_normals_operator(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr_matrix:
     """Sparse `(V, F)` incidence matrix: `A @ face_vectors` sums each vertex's adjacent faces."""
+    import scipy.sparse  # here, not at import: `talkface render` checks its options before loading scipy
+
     rows = faces.reshape(-1)
     cols = np.repeat(np.arange(faces.shape[0]), 3)
     data = np.ones(rows.shape[0], dtype=np.float32)

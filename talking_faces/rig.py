@@ -10,11 +10,9 @@ identity's millimetres and rescaled by the distance between the eyes. See docs/r
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +22,14 @@ from scipy.spatial import cKDTree
 
 from .aus import AU_INDEX, AU_NAMES, MIRROR_PAIRS, NUM_AUS
 from .basis import AUBasis
-from .cache import cache_dir, load_cached, store_cached
-from .character import is_default_character, mesh_digest
+from .character import is_default_character
 from .errors import TalkingFacesError
 from .head_frame import HeadFrame
 from .head_landmarks import HeadAnalysis, analyse_head, read_landmarks_file
 from .identity import Identity
 from .landmarks import Landmarks, find_landmarks, mesh_adjacency
+from .rig_store import RIG_SOURCE, load_rig_offsets, rig_key, store_rig_offsets
 
-RIG_SOURCE = "procedural rig"
 # Eye distance of the AUBlendSet sample identity (m): the unit the magnitudes below are measured in.
 REFERENCE_EYE_DISTANCE = 0.0613
 # Largest displacement of each AU in the AUBlendSet sample (mm). AU45 and the eye rotations are
@@ -385,16 +382,6 @@ def symmetry_map(vertices: np.ndarray, faces: np.ndarray, landmarks: Landmarks) 
 
 _CACHE: OrderedDict[str, AUBasis] = OrderedDict()
 _CACHE_SIZE = 4
-# The modules whose code decides a rig basis: a change to any of them invalidates the bases on disk.
-_RIG_MODULES = ("rig.py", "head_landmarks.py", "head_frame.py", "landmarks.py", "aus.py", "character.py")
-
-
-@lru_cache(maxsize=1)
-def _rig_code_digest() -> str:
-    digest = hashlib.sha1()
-    for name in _RIG_MODULES:
-        digest.update(Path(__file__).with_name(name).read_bytes())
-    return digest.hexdigest()
 
 
 def _is_upright_flame(identity: Identity) -> bool:
@@ -440,13 +427,9 @@ def build_rig_basis(identity: Identity, landmarks_file: str | Path | None = None
     mesh content, landmarks file and rig code, in memory and, for heads without notes, on disk
     (`talking_faces.cache`): the default character's basis loads in milliseconds instead of 0.2-0.3 s.
     """
-    key = mesh_digest(identity.vertices, identity.faces)
-    if landmarks_file is not None:
-        key += hashlib.sha1(Path(landmarks_file).read_bytes()).hexdigest() if Path(landmarks_file).is_file() else str(landmarks_file)
+    key = rig_key(identity, landmarks_file)
     if analysis is not None or key not in _CACHE:
-        stored = cache_dir() / "rig" / f"{hashlib.sha1((key + _rig_code_digest()).encode()).hexdigest()}.npy"
-        shape = (NUM_AUS, identity.num_vertices, 3)
-        offsets = None if analysis is not None else load_cached(stored, lambda a: a.shape == shape and a.dtype == np.float32)
+        offsets = None if analysis is not None else load_rig_offsets(key, identity.num_vertices)
         if offsets is None:
             analysis = analysis or analyse_identity(identity, landmarks_file)
             for note in analysis.warnings:
@@ -456,7 +439,7 @@ def build_rig_basis(identity: Identity, landmarks_file: str | Path | None = None
             if not analysis.frame.is_canonical:
                 offsets = analysis.frame.to_user(offsets).astype(np.float32)
             if not analysis.warnings:  # only heads without notes are kept, so a hit never hides one
-                store_cached(stored, offsets, "the rig basis")
+                store_rig_offsets(key, offsets)
         _CACHE[key] = AUBasis(offsets=offsets, template=identity.vertices.astype(np.float32), source=RIG_SOURCE)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)

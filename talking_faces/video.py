@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,7 +25,9 @@ from .animation import Animation, AnimationStream
 from .atomic import check_output_writable
 from .errors import TalkingFacesError
 from .ffmpeg_tool import ffmpeg_executable
-from .render import FaceRenderer
+
+if TYPE_CHECKING:  # the renderer's imports (scipy, pyrender) wait until a frame is drawn
+    from .render import FaceRenderer
 
 # x264 "ultrafast": on a CPU the encoder competes with the software rasteriser for the cores, and
 # ultrafast costs 0.6 ms a 512² frame less than "veryfast" (2.3 against 2.9 ms, half of it the
@@ -100,6 +103,8 @@ def render_mp4(
     out = Path(out)
     check_output_writable(out)
     if renderer is None:
+        from .render import FaceRenderer
+
         check_size(size)
         neutral = animation.vertices[0] if animation.neutral is None else animation.neutral
         with FaceRenderer(neutral, animation.faces, size=size, gl=gl, albedo=animation.albedo, view=animation.view) as own:
