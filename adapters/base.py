@@ -109,6 +109,10 @@ class SpeechAdapter(ABC):
     topology: int | None = None
     # Names of the speaking styles the model was trained on (the `style` conditioning), if any.
     styles: tuple[str, ...] = ()
+    # Whether `speak` is worth running in a worker process (`speech.speak_apart`): it holds the GIL for
+    # long (pocketsphinx's decoder does) and its request and output are small. Torch models release the
+    # GIL in their kernels and stay in the caller's process.
+    speaks_apart: bool = False
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = device  # a torch device or its name ("cpu", "cuda:0"); torch takes either
@@ -129,12 +133,6 @@ class SpeechAdapter(ABC):
         Frames are at `self.fps` (or `request.fps` when "fps" is in `accepts`) and cover the audio
         as the model's own frame count does; the speech path retimes them to the request's rate.
         """
-
-    def speaks_apart(self) -> bool:
-        """Whether `speak` is worth running in a separate process (`speech.speak_apart`): it holds the GIL
-        for long (pocketsphinx's decoder does) and its request and output are small. Torch models release
-        the GIL in their kernels and stay in the caller's process."""
-        return False
 
     def check_request(self, request: SpeechRequest) -> None:
         """Raise for a request this adapter cannot honour; warn for a field it will not use."""

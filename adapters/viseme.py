@@ -277,6 +277,7 @@ class VisemeAdapter(SpeechAdapter):
     accepts = frozenset({"basis", "text", "fps"})
     requires = frozenset({"basis"})
     topology = None
+    speaks_apart = True
 
     def __init__(self, device: torch.device | str = "cpu", phonemes: str | Path | None = None) -> None:
         super().__init__(device)
@@ -286,6 +287,7 @@ class VisemeAdapter(SpeechAdapter):
 
             ctc = load_ctc(phonemes)
         self.recognizer = PhonemeRecognizer(ctc=ctc)
+        self.speaks_apart = ctc is None  # pocketsphinx holds the GIL; a phoneme-CTC model (torch) does not, and is large
 
     @classmethod
     def from_checkpoint(
@@ -297,10 +299,6 @@ class VisemeAdapter(SpeechAdapter):
         if options:
             raise TalkingFacesError(f"The viseme model takes only the option phonemes, but got {', '.join(sorted(options))}; remove them.")
         return cls(device, phonemes)
-
-    def speaks_apart(self) -> bool:
-        """pocketsphinx decodes holding the GIL; a phoneme-CTC model (torch) does not, and is large to send."""
-        return self.recognizer.ctc is None
 
     def weights(self, audio: np.ndarray, fps: float, text: str | None = None) -> np.ndarray:
         """`(T, 32)` lip AU weights w_speech at `fps` for `(N,)` 16 kHz audio and an optional transcript."""

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the renderer's imports (scipy, pyrender) are for rendering 
     import torch
 
     from .render import FaceRenderer
+    from .worker import WorkerProcess
 
 __all__ = ["Animation", "AnimationStream", "animate", "compose_stream", "render_sample", "stream_animation"]
 
@@ -156,7 +157,7 @@ def stream_animation(
     albedo: np.ndarray | None = None,
     landmarks: str | Path | None = None,
     exports: bool = False,
-    apart: bool = False,
+    worker: WorkerProcess | None = None,
 ) -> AnimationStream:
     """Run the speech adapter once and return every sample's animation as a stream of chunks.
 
@@ -164,9 +165,9 @@ def stream_animation(
     `seed` seeds the request's generator. `albedo` `(V, 3)` is the identity's per-vertex colours
     (computed from its landmarks when None). `landmarks` is a JSON file of landmarks for the
     procedural rig; `exports` builds the AU basis even for a neutral offsets model, since exports
-    are written on it. `stage(name)` is called as each stage starts. `apart`: run the speech adapter
-    in a separate process when it holds the GIL for long (`speech.speak_apart`), for callers whose
-    other threads have work meanwhile.
+    are written on it. `stage(name)` is called as each stage starts. `worker`: a worker process that
+    analyses the speech when the adapter holds the GIL for long (`speech.speak_apart`), for callers
+    whose other threads have work meanwhile.
     """
     from talking_faces.adapters import SpeechRequest, adapter_class
 
@@ -195,7 +196,7 @@ def stream_animation(
         audio=audio, identity=identity, basis=basis, text=text, style=style, fps=fps,
         generator=seeded_generator(seed), num_samples=num_samples,
     )
-    speech = speak_apart(adapter, request) if apart else speak(adapter, request)
+    speech = speak(adapter, request) if worker is None else speak_apart(adapter, request, worker)
     del adapter, request, audio  # the adapter's working memory (e.g. the phone decoder) goes now ...
     return_freed_memory()  # ... and back to the system, not kept for the whole render
     if albedo is None and identity.faces is not None:

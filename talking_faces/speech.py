@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
     from talking_faces.adapters.base import SpeechAdapter, SpeechOutput, SpeechRequest
 
+    from .worker import WorkerProcess
+
 
 @dataclass
 class SpeechTrack:
@@ -82,22 +84,25 @@ def speak(adapter: SpeechAdapter, request: SpeechRequest) -> SpeechTrack:
     return SpeechTrack(output, float(request.fps), num_output_frames(samples, request.fps), samples / SAMPLE_RATE)
 
 
-def speak_apart(adapter: SpeechAdapter, request: SpeechRequest) -> SpeechTrack:
-    """`speak`, run in a separate process when the adapter holds the GIL for long (`SpeechAdapter.speaks_apart`).
+
+def speak_apart(adapter: SpeechAdapter, request: SpeechRequest, worker: WorkerProcess | None = None) -> SpeechTrack:
+    """`speak`, run in a worker process when the adapter holds the GIL for long (`SpeechAdapter.speaks_apart`).
 
     For callers with other work meanwhile: `talkface render` builds its renderer while the speech is
-    analysed, on the second core. Same result as `speak` (the same code runs); in this process when
-    the adapter does not ask for it or the request cannot be sent (e.g. it holds a torch generator).
+    analysed, on the second core. Same result as `speak` (the same code runs). `worker`: one already
+    already started (it imports meanwhile), else one is started for this call. Runs in
+    this process when the adapter does not ask for it or the request cannot be sent (a torch generator).
     """
-    import pickle
+    from .worker import UnsendableJob, WorkerProcess
 
-    from .worker import WorkerProcess
-
-    if not adapter.speaks_apart():
+    if not adapter.speaks_apart:
         return speak(adapter, request)
+    own = worker is None
+    worker = WorkerProcess(f"{adapter.name} speech") if own else worker
     try:
-        worker = WorkerProcess(speak, adapter, request, name=f"{adapter.name} speech")
-    except (pickle.PicklingError, TypeError, AttributeError):
+        return worker.call(speak, adapter, request)
+    except UnsendableJob:
         return speak(adapter, request)
-    with worker:
-        return worker.result()
+    finally:
+        if own:
+            worker.close()

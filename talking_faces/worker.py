@@ -1,14 +1,15 @@
-"""A function run in a separate Python process, for work that holds the GIL for long (pocketsphinx's
+"""Functions run in a separate Python process, for work that holds the GIL for long (pocketsphinx's
 decoder) while this process has other work to do (starting the renderer).
 
-    with WorkerProcess(fn, *args) as worker:
-        ...                      # this process works meanwhile
-        value = worker.result()  # fn(*args), computed in the worker
+    with WorkerProcess() as worker:      # started now: the worker imports while this process works
+        worker.run(prepare, ...)         # optional warm-up, no result
+        ...                              # this process works meanwhile
+        value = worker.call(fn, *args)   # fn(*args), computed in the worker
 
-`fn` and `args` are pickled to the worker over its stdin and the result comes back over a private
-pipe (both ends are this program's own, never user data). The worker runs in its own session, so
-Ctrl-C reaches only this process, and it is killed when the thread that started it ends (Linux),
-or by `close()`, so an interrupted render never leaves it running.
+Jobs are pickled to the worker over its stdin and results come back over a private pipe (both ends
+are this program's own, never user data). The worker runs in its own session, so Ctrl-C reaches only
+this process, and it is killed when the thread that started it ends (Linux), or by `close()`, so an
+interrupted render never leaves it running.
 """
 
 from __future__ import annotations
@@ -28,30 +29,41 @@ from .errors import TalkingFacesError
 PR_SET_PDEATHSIG = 1
 
 
-class WorkerProcess:
-    """`fn(*args)` computed in a new Python process; `result()` waits for it."""
+class UnsendableJob(Exception):
+    """A function or arguments that cannot be pickled to the worker; the caller may run them itself."""
 
-    def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "worker") -> None:
+
+class WorkerProcess:
+    """A Python process that runs the functions it is sent, one after the other."""
+
+    def __init__(self, name: str = "worker", preload: tuple[str, ...] = ()) -> None:
+        """Start the worker; it imports the modules of `preload` while it waits for its first job."""
         self.name = name
-        payload = pickle.dumps((fn, args, os.getpid()), protocol=pickle.HIGHEST_PROTOCOL)
         read_end, write_end = os.pipe()
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "talking_faces.worker", str(write_end)], stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,), start_new_session=True,
+                [sys.executable, "-m", "talking_faces.worker", str(write_end), str(os.getpid()), *preload],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,),
+                start_new_session=True,
             )
         finally:
             os.close(write_end)
         self._results = os.fdopen(read_end, "rb")
-        try:
-            with self._process.stdin as stdin:
-                stdin.write(payload)
-        except BrokenPipeError:
-            pass  # the worker died at start; result() says so
+        self._unread = 0  # replies to `run` jobs, read and dropped by the next `call`
 
-    def result(self) -> Any:
-        """`fn(*args)`; its exception is raised here, and its warnings are issued here."""
+    def run(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Have the worker call `fn(*args)` next, for its side effects (a warm-up): its result and errors are dropped."""
+        self._send(fn, args)
+        self._unread += 1
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` computed by the worker, after the jobs sent before; its exception is raised here, and
+        its warnings are issued here. Raises UnsendableJob when `fn` or `args` cannot be pickled."""
+        self._send(fn, args)
         try:
+            for _ in range(self._unread):
+                pickle.load(self._results)
+            self._unread = 0
             status, value, notes = pickle.load(self._results)
         except (EOFError, pickle.UnpicklingError):
             code = self._process.wait()
@@ -60,16 +72,30 @@ class WorkerProcess:
             ) from None
         for message, category in notes:
             warnings.warn(message, category, stacklevel=2)
-        self._process.wait()
         if status == "error":
             raise value
         return value
 
+    def _send(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            job = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise UnsendableJob(f"{exc.__class__.__name__}: {exc}") from None
+        try:
+            self._process.stdin.write(job)
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            pass  # the worker has died; call() says so
+
     def close(self) -> None:
-        """Stop the worker if it still runs."""
+        """Stop the worker (at once if it still works)."""
+        try:
+            self._process.stdin.close()
+        except BrokenPipeError:
+            pass
         if self._process.poll() is None:
             self._process.kill()
-            self._process.wait()
+        self._process.wait()
         self._results.close()
 
     def __enter__(self) -> WorkerProcess:
@@ -97,19 +123,38 @@ def _picklable(error: BaseException) -> BaseException:
         return TalkingFacesError(f"{error.__class__.__name__}: {error}")
 
 
-def _serve(result_fd: int) -> None:
+def _run_job(job: tuple[Callable[..., Any], tuple[Any, ...]]) -> tuple[str, Any, list[tuple[str, type[Warning]]]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         try:
-            fn, args, parent = pickle.load(sys.stdin.buffer)
-            _die_with_parent(parent)
+            fn, args = job
             outcome: tuple[str, Any] = ("ok", fn(*args))
         except BaseException as exc:  # handed to the parent, which raises it
             outcome = ("error", _picklable(exc))
-    notes = [(str(note.message), note.category) for note in caught]
-    with os.fdopen(result_fd, "wb") as results:
-        pickle.dump((*outcome, notes), results, protocol=pickle.HIGHEST_PROTOCOL)
+    return (*outcome, [(str(note.message), note.category) for note in caught])
+
+
+def _serve(results_fd: int, parent: int, preload: list[str]) -> None:
+    import importlib
+
+    _die_with_parent(parent)
+    for module in preload:
+        importlib.import_module(module)
+    with os.fdopen(results_fd, "wb") as results:
+        while True:
+            try:
+                job = pickle.load(sys.stdin.buffer)
+            except EOFError:
+                return
+            except Exception as exc:  # a job that cannot be unpickled here (its module is missing): say so
+                job = (_raise, (exc,))
+            pickle.dump(_run_job(job), results, protocol=pickle.HIGHEST_PROTOCOL)
+            results.flush()
+
+
+def _raise(error: BaseException) -> None:
+    raise error
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    _serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:])
