@@ -7,6 +7,7 @@ import io
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from PIL import Image
 from talking_faces.augment import AugmentOptions, AUPrior, CharacterSource, occurrence, run_augment
 from talking_faces.augment import job as augment_job
 from talking_faces.augment.identities import AUBlendSetSource, vary_character
-from talking_faces.augment.plan import rotation
+from talking_faces.augment.plan import Views, plan_sample, rotation
 from talking_faces.augment.png import encode_png
 from talking_faces.aus import AU_INDEX, AU_NAMES, EMOTION_AUS, EXPRESSIVE_EMOTIONS
 from talking_faces.character import default_character_landmarks, load_default_character
@@ -109,9 +110,10 @@ def test_varied_character_keeps_surface_landmarks_on_their_vertices():
 def test_projection_matches_the_rendered_silhouette():
     head = load_default_character()
     with FaceRenderer(head.vertices, head.faces, size=96) as renderer:
-        rgba = renderer.render_rgba(head.vertices)
+        renderer.set_background((0.0, 1.0, 0.0))
+        image = renderer.render(head.vertices)
         pixels = renderer.project(head.vertices)
-    covered = np.argwhere(rgba[:, :, 3] > 0)
+    covered = np.argwhere((image != [0, 255, 0]).any(axis=2))
     (top, left), (bottom, right) = covered.min(axis=0), covered.max(axis=0)
     assert abs(pixels[:, 0].min() - left) < 1.5 and abs(pixels[:, 0].max() - right - 1) < 1.5
     assert abs(pixels[:, 1].min() - top) < 1.5 and abs(pixels[:, 1].max() - bottom - 1) < 1.5
@@ -246,27 +248,77 @@ def test_cli_bad_input_exits_2(tmp_path, monkeypatch, capsys):
 
 
 def test_renderer_options_default_to_the_plain_frame():
-    from talking_faces.render import BACKGROUND, DEFAULT_LIGHTING, INTERIOR, enclosed
+    from talking_faces.render import BACKGROUND, DEFAULT_LIGHTING
 
     head = load_default_character()
     with FaceRenderer(head.vertices, head.faces, size=64) as renderer:
         plain = renderer.render(head.vertices)
         np.testing.assert_array_equal(renderer.render(head.vertices, lighting=DEFAULT_LIGHTING), plain)
-        rgba = renderer.render_rgba(head.vertices)
-        on_colour = renderer.render(head.vertices, background=np.asarray(BACKGROUND))
-    np.testing.assert_array_equal(rgba[rgba[:, :, 3] > 0][:, :3], plain[rgba[:, :, 3] > 0])
-    holes = enclosed(rgba[:, :, 3] > 0)
-    np.testing.assert_array_equal(on_colour[~holes], plain[~holes])
-    assert (on_colour[holes] == INTERIOR).all()
+        np.testing.assert_array_equal(renderer.render(head.vertices, pose=np.eye(4)), plain)
+        renderer.set_background(np.asarray(BACKGROUND))
+        np.testing.assert_array_equal(renderer.render(head.vertices), plain)
+        renderer.set_background(np.random.default_rng(0).uniform(size=(3, 3, 3)))
+        renderer.set_interior(None)
+        renderer.set_background(BACKGROUND)  # the grid stays, in one colour
+        assert np.abs(renderer.render(head.vertices).astype(int) - plain).max() <= 1
 
 
-def test_enclosed_finds_only_openings():
-    from talking_faces.render import enclosed
+def test_gl_head_pose_equals_turning_the_vertices():
+    identity = CharacterSource(0, 0).build()
+    mesh = identity.neutral
+    lighting = plan_sample(5, 0, 1, AUPrior(), Views()).lighting
+    with FaceRenderer(identity.neutral, identity.faces, size=96, albedo=identity.albedo) as renderer:
+        renderer.frame(identity.frame_box)
+        for yaw, pitch, roll in ((30.0, 0.0, 0.0), (-20.0, 15.0, -10.0)):
+            pose = augment_job.head_pose(identity, SimpleNamespace(yaw=yaw, pitch=pitch, roll=roll))
+            in_gl = renderer.render(mesh, lighting=lighting, pose=pose).astype(int)
+            on_cpu = renderer.render(mesh @ pose[:3, :3].T + pose[:3, 3], lighting=lighting).astype(int)
+            difference = np.abs(in_gl - on_cpu).max(axis=2)
+            assert np.mean(difference <= 2) > 0.99  # float rounding moves a few silhouette pixels
+            assert np.abs(in_gl - on_cpu).mean() < 0.5
 
-    mask = np.zeros((8, 9), dtype=bool)
-    mask[1:7, 1:8] = True
-    mask[3:5, 3:6] = False  # an opening
-    mask[2, 0:3] = False  # a notch open to the outside along its row
-    expected = np.zeros_like(mask)
-    expected[3:5, 3:6] = True
-    np.testing.assert_array_equal(enclosed(mask), expected)
+
+def test_background_grid_is_blended_across_the_frame():
+    head = load_default_character()
+    left, right = np.array([0.9, 0.1, 0.2]), np.array([0.1, 0.3, 1.0])
+    grid = np.stack([np.stack([left, right])] * 2)  # (2, 2, 3): left column, right column
+    with FaceRenderer(head.vertices, head.faces, size=64) as renderer:
+        renderer.frame(np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))  # the head small in the middle
+        renderer.set_background(grid)
+        image = renderer.render(head.vertices).astype(float)
+    share = (np.arange(64) + 0.5) / 64
+    expected = 255 * (left + (right - left) * share[:, None])  # (64, 3) along a row
+    np.testing.assert_allclose(image[0], expected, atol=1.5)
+    np.testing.assert_allclose(image[-1], expected, atol=1.5)
+
+
+def test_mouth_interior_is_seen_only_through_the_open_mouth():
+    from talking_faces.render import INTERIOR
+
+    identity = CharacterSource(0, 1).build()
+    weights = np.zeros(len(AU_NAMES), dtype=np.float32)
+    weights[[AU_INDEX["AU25"], AU_INDEX["AU27"]]] = 1.0
+    wide_open = identity.neutral + augment_job.expression_offsets(identity, weights)
+    dark = np.round(np.array(INTERIOR) * 255)
+    with FaceRenderer(identity.neutral, identity.faces, size=96, albedo=identity.albedo) as renderer:
+        renderer.frame(identity.frame_box)
+        renderer.set_background((0.0, 0.0, 1.0))
+        for yaw, pitch in ((0.0, 0.0), (30.0, 15.0), (-30.0, -15.0)):
+            pose = augment_job.head_pose(identity, SimpleNamespace(yaw=yaw, pitch=pitch, roll=0.0))
+            seen = []
+            for mesh in (wide_open, identity.neutral):
+                renderer.set_interior(None)
+                without = renderer.render(mesh, pose=pose)
+                renderer.set_interior(identity.interior)
+                inside = renderer.render(mesh, pose=pose)
+                changed = (inside != without).any(axis=2)
+                # Where the background showed through the mouth (or, at the widest poses, a few pixels
+                # of inner lip that lie behind it)
+                assert (without[changed] == [0, 0, 255]).all(axis=1).sum() >= 0.95 * changed.sum()
+                np.testing.assert_allclose(inside[changed], np.broadcast_to(dark, inside[changed].shape), atol=1)
+                rows, cols = np.nonzero(changed)
+                face = (without != [0, 0, 255]).any(axis=2)
+                for row, col in zip(rows, cols):  # within the face, seen through it: face on all four sides
+                    assert face[row, :col].any() and face[row, col:].any() and face[:row, col].any() and face[row:, col].any()
+                seen.append(changed.sum())
+            assert seen[0] > 40 and seen[1] < 0.2 * seen[0], seen  # the closed mouth's lips meet, nearly

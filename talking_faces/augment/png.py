@@ -30,6 +30,6 @@ def encode_png(image: np.ndarray, level: int = 1) -> bytes:
     filtered[0, 1:] = rows[0]  # the row above the first one counts as zeros
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as PNG defines it
     compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 9, zlib.Z_FILTERED)
-    data = compressor.compress(filtered.tobytes()) + compressor.flush()
+    data = compressor.compress(filtered) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
     return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
