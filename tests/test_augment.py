@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import sys
@@ -172,6 +173,17 @@ def test_same_seed_same_set_and_other_seed_differs(reference_set, tmp_path):
     other = tmp_path / "other"
     run_augment(other, sources, AugmentOptions(count=10, size=48, seed=4))
     assert (other / "labels.csv").read_bytes() != (reference_set / "labels.csv").read_bytes()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (optional extra 'ray')")
+def test_ray_local_makes_the_same_set(reference_set, tmp_path):
+    sources = [CharacterSource(3, 0), CharacterSource(3, 1)]
+    on_ray = tmp_path / "ray"
+    run_augment(on_ray, sources, AugmentOptions(count=10, save_meshes=True, landmarks=True, **SMALL), workers=2,
+                ray_address="local")
+    for path in reference_set.rglob("*"):
+        if path.is_file() and path.name != "manifest.json":
+            assert (on_ray / path.relative_to(reference_set)).read_bytes() == path.read_bytes(), path.name
 
 
 def test_resume_after_an_interruption(reference_set, tmp_path, monkeypatch):
