@@ -6,6 +6,7 @@ import csv
 import importlib.util
 import io
 import json
+import pickle
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -245,6 +246,62 @@ def test_flame_identity_with_an_aublendset_basis(shared_fixture, tmp_path):
     for row in labels:
         mesh = np.load(out / "meshes" / row["image"].replace(".png", ".npy"))
         np.testing.assert_allclose(mesh, rows[0] + np.einsum("k,kvc->vc", _weights(row), rows[1:] - rows[0]), atol=2e-6)
+
+
+def _flame_model_pickle(path: Path, template: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """A FLAME-format generic_model.pkl on `template`: 301 smooth identity/expression directions, all
+    skinning on the root joint and no pose correctives (so at rest the mesh is exactly the blendshapes).
+    Returns the `(V, 3, 301)` directions."""
+    rng = np.random.default_rng(7)
+    centred = (template - template.mean(axis=0)) / np.ptp(template, axis=0).max()
+    x, y, z = centred.T
+    monomials = np.stack([x, y, z, x * x, y * y, z * z, x * y, y * z, x * z, np.ones_like(x)], axis=1)  # (V, 10)
+    directions = np.einsum("vm,kmc->vck", monomials, rng.normal(scale=1e-3, size=(301, 10, 3))).astype(np.float32)
+    count = len(template)
+    weights = np.zeros((count, 5))
+    weights[:, 0] = 1.0
+    model = {"v_template": template, "shapedirs": directions, "posedirs": np.zeros((count, 3, 36)),
+             "J_regressor": np.full((5, count), 1.0 / count), "weights": weights, "f": faces.astype(np.uint32),
+             "kintree_table": np.array([[2**32 - 1, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64)}
+    path.write_bytes(pickle.dumps(model, protocol=2))
+    return directions
+
+
+def test_random_flame_heads_have_exact_labels_and_are_reproducible(shared_fixture, tmp_path, monkeypatch):
+    from talking_faces.cli import main
+    from talking_faces.identity import load_identity
+
+    flame = load_identity(shared_fixture("flame_sample.ply"))
+    directions = _flame_model_pickle(tmp_path / "generic_model.pkl", flame.vertices, flame.faces)
+    sets = [tmp_path / "set", tmp_path / "again"]
+    for out in sets:
+        monkeypatch.setattr(sys, "argv", ["talkface", "augment", "--out", str(out), "--count", "6", "--size", "32",
+                                          "--flame-model", str(tmp_path / "generic_model.pkl"), "--flame-heads", "2",
+                                          "--seed", "5", "--save-meshes"])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert exit_info.value.code == 0
+    _, labels = _read_labels(sets[0])
+    assert {row["identity"] for row in labels} == {"flame_000", "flame_001"}
+    heads = {}
+    for name in ("flame_000", "flame_001"):
+        folder = sets[0] / "identities" / name
+        heads[name] = (np.load(folder / "neutral.npy").astype(np.float64), np.load(folder / "bases.npy").astype(np.float64))
+        np.testing.assert_array_equal(np.load(folder / "faces.npy"), flame.faces)
+        # The head is the template moved along the first 50 identity directions, and only along them.
+        shape = (heads[name][0] - flame.vertices).reshape(-1)
+        used = directions[:, :, :50].reshape(-1, 50).astype(np.float64)
+        coefficients, *_ = np.linalg.lstsq(used, shape, rcond=None)
+        np.testing.assert_allclose(used @ coefficients, shape, atol=1e-6)
+        assert 0.3 < coefficients.std() < 3.0  # drawn at unit spread
+    assert np.abs(heads["flame_000"][0] - heads["flame_001"][0]).max() > 1e-3
+    for row in labels:
+        neutral, bases = heads[row["identity"]]
+        mesh = np.load(sets[0] / "meshes" / row["image"].replace(".png", ".npy"))
+        np.testing.assert_allclose(mesh, neutral + np.einsum("k,kvc->vc", _weights(row), bases), atol=2e-6)
+    for path in sets[0].rglob("*"):  # the same seed makes the same set
+        if path.is_file():
+            assert (sets[1] / path.relative_to(sets[0])).read_bytes() == path.read_bytes(), path.name
 
 
 def test_cli_bad_input_exits_2(tmp_path, monkeypatch, capsys):
