@@ -125,10 +125,8 @@ def sample_done(out: Path, sample: Sample, options: AugmentOptions) -> bool:
 
 def expression_offsets(identity: FaceIdentity, weights: np.ndarray) -> np.ndarray:
     """`weights @ offsets`, `(V, 3)` float32, summing only the active AUs: the others would add exact zeros."""
-    total = np.zeros_like(identity.neutral)
-    for k in np.flatnonzero(weights):
-        total += identity.offsets[k] * weights[k]
-    return total
+    active = np.flatnonzero(weights)
+    return np.tensordot(weights[active], identity.offsets[active], axes=1).astype(np.float32, copy=False)
 
 
 def head_pose(identity: FaceIdentity, sample: Sample) -> np.ndarray:
@@ -187,14 +185,14 @@ class _Renderer:
         renderer.frame(identity.frame_box)
         renderer.set_interior(identity.interior)
         out, save_meshes = Path(self.spec.out), self.spec.options.save_meshes
-        eyes = np.flatnonzero(~identity.skin)
+        skin = identity.albedo * identity.skin[:, None]  # the part a skin tone tints: all but the eyes
+        eyes = identity.albedo - skin
 
         def prepared():
             for sample in samples:
                 mesh = expression_offsets(identity, sample.weights)
                 mesh += identity.neutral  # the labels' mesh: neutral + weights @ bases
-                albedo = identity.albedo * (sample.skin / SKIN)  # the skin tone, on all but the eyes
-                albedo[eyes] = identity.albedo[eyes]
+                albedo = skin * (sample.skin / SKIN) + eyes
                 pose = head_pose(identity, sample)
                 yield sample, mesh, renderer.prepare(mesh, albedo, sample.lighting, pose), pose, backdrop(sample.background)
 
