@@ -211,6 +211,7 @@ class FaceRenderer:
         self._interior: np.ndarray | None = None  # (n, 7) set_interior's polygon, mesh frame
         self._backdrop: np.ndarray | None = None  # (rows * cols, 7) set_background's grid; positions per draw
         self._backdrop_grid: tuple[int, int] | None = None
+        self._backdrop_shown = False
         self._renderer = None
         try:
             self._renderer = pyrender.OffscreenRenderer(size, size)
@@ -240,8 +241,7 @@ class FaceRenderer:
         colours = np.asarray(colours, dtype=np.float32)
         if colours.ndim == 1:
             self._scene.bg_color = (*colours, 1.0)
-            if self._backdrop is not None:  # once made, the backdrop stays: rebuilding costs a draw
-                self._backdrop[:, 3:6] = colours
+            self._backdrop_shown = False  # once made, the backdrop stays, collapsed: rebuilding costs a draw
             return
         rows, cols = colours.shape[:2]
         if rows < 2 or cols < 2:
@@ -251,6 +251,7 @@ class FaceRenderer:
             self._backdrop = np.ones((rows * cols, 7), dtype=np.float32)
             self._rebuild()
         self._backdrop[:, 3:6] = colours.reshape(-1, 3)
+        self._backdrop_shown = True
 
     def set_interior(self, corners: np.ndarray | None) -> None:
         """Show a dark flat convex polygon (`INTERIOR`) with `(n, 3)` corners, in the mesh's coordinates
@@ -322,16 +323,21 @@ class FaceRenderer:
         """`(E, 7)` vertex data drawn after the face's: the interior, then the backdrop, in the mesh's frame."""
         parts = [] if self._interior is None else [self._interior]
         if self._backdrop is not None:
-            camera = self._scene.main_camera_node.camera
-            depth = BACKDROP_DEPTH * camera.zfar
-            half = 1.002 * depth * math.tan(camera.yfov / 2)  # a hair beyond the frame's edges
-            rows, cols = self._backdrop_grid
-            y, x = np.meshgrid(np.linspace(half, -half, rows), np.linspace(-half, half, cols), indexing="ij")
-            seen = np.stack([x, y, np.full_like(x, -depth)], axis=-1).reshape(-1, 3)  # camera frame
-            to_mesh = self.camera_to_world if self._pose is None else np.linalg.inv(self._pose) @ self.camera_to_world
-            self._backdrop[:, :3] = seen @ to_mesh[:3, :3].T + to_mesh[:3, 3]
+            # Collapsed to a point while a plain colour is shown: triangles of no area cost the rasteriser nothing.
+            self._backdrop[:, :3] = self._backdrop_positions() if self._backdrop_shown else 0.0
             parts.append(self._backdrop)
         return np.concatenate(parts) if parts else np.empty((0, 7), dtype=np.float32)
+
+    def _backdrop_positions(self) -> np.ndarray:
+        """`(rows * cols, 3)` points filling the view just inside the far clip plane, in the mesh's frame."""
+        camera = self._scene.main_camera_node.camera
+        depth = BACKDROP_DEPTH * camera.zfar
+        half = 1.002 * depth * math.tan(camera.yfov / 2)  # a hair beyond the frame's edges
+        rows, cols = self._backdrop_grid
+        y, x = np.meshgrid(np.linspace(half, -half, rows), np.linspace(-half, half, cols), indexing="ij")
+        seen = np.stack([x, y, np.full_like(x, -depth)], axis=-1).reshape(-1, 3)  # camera frame
+        to_mesh = self.camera_to_world if self._pose is None else np.linalg.inv(self._pose) @ self.camera_to_world
+        return seen @ to_mesh[:3, :3].T + to_mesh[:3, 3]
 
     def _rebuild(self) -> None:
         """Replace the mesh by one that also holds the extras (`_extras`), and draw it once to upload it."""

@@ -19,7 +19,7 @@ from .prior import AUPrior
 SKIN_LIGHT = np.array([0.80, 0.50, 0.38], dtype=np.float32)
 SKIN_DARK = np.array([0.09, 0.045, 0.03], dtype=np.float32)
 BACKGROUNDS = ("solid", "gradient", "blobs")
-BACKDROP_GRID = 17  # colours a side of a gradient or blobs background; GL blends between them
+BACKDROP_GRID = 9  # colours a side of a gradient or blobs background; GL blends linearly between them
 # Lights, relative to the renderer's default rig: key light azimuth/elevation ranges (degrees) and
 # intensity; fill and rim intensities; ambient.
 KEY_AZIMUTH, KEY_ELEVATION, KEY_INTENSITY = (-60.0, 60.0), (-15.0, 60.0), (1.6, 3.4)
