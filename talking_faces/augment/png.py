@@ -1,9 +1,10 @@
-"""A fast PNG encoder for 8-bit RGB frames: every row "Up"-filtered, then zlib level 1 with the
-filtered strategy.
+"""A fast PNG encoder for 8-bit RGB frames: every row "Up"-filtered, then zlib level 1.
 
-Pillow picks a filter per row by trying all five, which on our frames costs about three times the
-encoding itself (measured: 8-10 ms against 3 ms for a 224 x 224 frame, files within 2%); the writer
-would then cost half a draw. Any PNG reader decodes the result (tests check it against Pillow's).
+Kept instead of Pillow because Pillow tries all five PNG filters on every row (not configurable):
+measured CPU per frame, Pillow `compress_level=1` 2.45 ms at 224 x 224 and 9.6 ms at 512 x 512
+against 1.46 and 4.8 ms here (`benchmarks/augment_speed.py` measures both), files within 1%; at 512 the
+writer thread alone would take as long as the bare draw. Any PNG reader decodes the result (a test
+checks it against Pillow's decoder).
 """
 
 from __future__ import annotations
