@@ -14,10 +14,9 @@ See docs/viseme.md for the tables and the reasons behind the constants.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from talking_faces.audio import SAMPLE_RATE
 from talking_faces.aus import AU_INDEX, AU_NAMES, NUM_AUS
@@ -26,6 +25,9 @@ from talking_faces.audio import num_output_frames
 
 from .base import SpeechAdapter, SpeechOutput, SpeechRequest
 from .phonemes import BILABIALS, SILENCE, STOP_GAP_S, Phone, PhonemeRecognizer
+
+if TYPE_CHECKING:
+    import torch
 
 # The 15 visemes of the MPEG-4 / Oculus set, as lip AU weights in [0, 1].
 VISEME_AUS: dict[str, dict[str, float]] = {
@@ -296,6 +298,10 @@ class VisemeAdapter(SpeechAdapter):
             raise TalkingFacesError(f"The viseme model takes only the option phonemes, but got {', '.join(sorted(options))}; remove them.")
         return cls(device, phonemes)
 
+    def speaks_apart(self) -> bool:
+        """pocketsphinx decodes holding the GIL; a phoneme-CTC model (torch) does not, and is large to send."""
+        return self.recognizer.ctc is None
+
     def weights(self, audio: np.ndarray, fps: float, text: str | None = None) -> np.ndarray:
         """`(T, 32)` lip AU weights w_speech at `fps` for `(N,)` 16 kHz audio and an optional transcript."""
         if not loudness(audio).any():  # nothing above the noise gate: a still face, no decoding
@@ -303,7 +309,7 @@ class VisemeAdapter(SpeechAdapter):
         return speech_weights(self.recognizer.phonemes(audio, text), audio, fps)
 
     def speak(self, request: SpeechRequest) -> SpeechOutput:
-        """`(1, T, 32)` lip AU weights on the request's basis, at `request.fps`."""
+        """`(1, T, 32)` lip AU weights on the request's basis, at `request.fps`, as numpy (no torch needed)."""
         request.basis.check_matches(request.identity.num_vertices)
-        weights = torch.from_numpy(self.weights(request.audio, request.fps, request.text)).to(self.device)
+        weights = self.weights(request.audio, request.fps, request.text)
         return SpeechOutput(fps=float(request.fps), weights=weights[None])

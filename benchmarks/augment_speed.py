@@ -5,7 +5,9 @@
 Both sides render the same posed meshes (one varied bundled character, the planned AU weights and
 head poses) in one process, in alternating blocks:
 
-- bare draw: `FaceRenderer.render(mesh)` with the renderer's defaults (lights, skin, background);
+- bare draw: `FaceRenderer.render(mesh)` with the renderer's defaults (lights, skin, background),
+  read back in GL's own RGBX layout (`draw(prepare(mesh), alpha=True)`), as augment and the video
+  loop do: the fastest read-back;
 - augment: the job's whole per-image path: plan the sample (prior, pose, light, skin, background),
   blend, render with that pose, light, skin, background and mouth interior (all drawn by GL), encode
   the PNG and write it atomically (on the writer thread).
@@ -68,7 +70,7 @@ def main() -> None:
 
         def bare(r: int) -> None:
             for mesh in posed_meshes[r]:
-                frame = bare_renderer.render(mesh)
+                frame = bare_renderer.draw(bare_renderer.prepare(mesh), alpha=True)  # `render`, read back as RGBX
                 if len(frames) < 2 * args.images:  # kept to time the PNG encoders on
                     frames.append(frame)
 
@@ -93,7 +95,7 @@ def main() -> None:
           f"{args.images} images per side, alternating\n# {machine()}\n")
     print("| path | ms/image min | ms/image median | CPU ms/image, all threads (median) | CPU ms/image, main thread (median) |")
     print("|---|---|---|---|---|")
-    labels = {"bare": "bare draw (FaceRenderer.render, same posed meshes)",
+    labels = {"bare": "bare draw (FaceRenderer.render, RGBX read-back, same posed meshes)",
               "augment": "augment (plan, blend, render with pose, light, skin and background, PNG, atomic write)"}
     for name in ("bare", "augment"):
         print(f"| {labels[name]} | {1e3 * min(times[name]):.2f} | {1e3 * statistics.median(times[name]):.2f} | "

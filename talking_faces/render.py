@@ -6,14 +6,17 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse
 
 from .appearance import SKIN
 from .errors import TalkingFacesError
 from .gl import APT_PACKAGES, use_backend
 from .threads import prefetch
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 # Vertical field of view: a portrait lens, close to the upstream demo's 19 degrees.
 FIELD_OF_VIEW = math.radians(20.0)
@@ -35,6 +38,8 @@ PREFETCH_FRAMES = 4  # frames shaded ahead of the draw
 
 def vertex_normals_operator(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr_matrix:
     """Sparse `(V, F)` incidence matrix: `A @ face_vectors` sums each vertex's adjacent faces."""
+    import scipy.sparse  # here, not at import: `talkface render` checks its options before loading scipy
+
     rows = faces.reshape(-1)
     cols = np.repeat(np.arange(faces.shape[0]), 3)
     data = np.ones(rows.shape[0], dtype=np.float32)
@@ -43,9 +48,9 @@ def vertex_normals_operator(faces: np.ndarray, num_vertices: int) -> scipy.spars
 
 def smooth_normals(vertices: np.ndarray, faces: np.ndarray, incidence: scipy.sparse.csr_matrix) -> np.ndarray:
     """Area-weighted unit vertex normals `(V, 3)` float32 of `(V, 3)` vertices."""
-    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
-    normals = incidence @ np.cross(b - a, c - a)  # |cross| = 2 * area: larger faces weigh more
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    corners = np.take(vertices, faces, axis=0)  # (F, 3, 3); np.take is 4x faster than fancy indexing here
+    normals = incidence @ np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # |cross| = 2 * area
+    length = np.sqrt(np.einsum("ij,ij->i", normals, normals))[:, None]
     return (normals / np.maximum(length, 1e-20)).astype(np.float32, copy=False)
 
 
@@ -271,7 +276,8 @@ class FaceRenderer:
             self._rebuild()
 
     def render_chunks(self, chunks: Iterable[tuple[int, np.ndarray]]) -> Iterator[np.ndarray]:
-        """`(size, size, 3)` uint8 images of every frame of `(start, (n, V, 3))` chunks, in order.
+        """`(size, size, 4)` uint8 RGBX images (the fourth byte 255) of every frame of `(start, (n, V, 3))`
+        chunks, in order: the GL buffer's own layout, read back 6x faster than RGB (0.06 against 0.4 ms at 512²).
 
         The chunks are produced and each frame's normals and shading computed on a second thread,
         up to PREFETCH_FRAMES ahead, while this thread draws.
@@ -279,7 +285,7 @@ class FaceRenderer:
         prepared = (self.prepare(vertices) for _, chunk in chunks for vertices in chunk)
         with closing(prefetch(prepared, PREFETCH_FRAMES, name="talkface-shading")) as ready:
             for vertex_data in ready:
-                yield self.draw(vertex_data)
+                yield self.draw(vertex_data, alpha=True)
 
     def prepare(
         self, vertices: np.ndarray, albedo: np.ndarray | None = None, lighting: Lighting | None = None,
@@ -304,9 +310,9 @@ class FaceRenderer:
     def _turned(self, vertices: np.ndarray) -> np.ndarray:
         return vertices if self._view is None else vertices @ self._view.T
 
-    def draw(self, vertex_data: np.ndarray, pose: np.ndarray | None = None) -> np.ndarray:
+    def draw(self, vertex_data: np.ndarray, pose: np.ndarray | None = None, alpha: bool = False) -> np.ndarray:
         """The `(size, size, 3)` RGB image of a vertex buffer from `prepare`, its mesh moved by `pose`
-        (the one given to `prepare`)."""
+        (the one given to `prepare`); with `alpha`, `(size, size, 4)` RGBX (the fourth byte 255)."""
         if pose is not None or self._pose is not None:
             self._pose = None if pose is None else np.asarray(pose, dtype=np.float64)
             self._scene.set_pose(self._node, np.eye(4) if pose is None else self._pose)
@@ -317,7 +323,7 @@ class FaceRenderer:
         if self._interior is not None or self._backdrop is not None:
             extras = self._extras()
             gl.glBufferSubData(gl.GL_ARRAY_BUFFER, vertex_data.nbytes, extras.nbytes, extras)
-        return self._draw()
+        return self._draw(alpha)
 
     def _extras(self) -> np.ndarray:
         """`(E, 7)` vertex data drawn after the face's: the interior, then the backdrop, in the mesh's frame."""
@@ -380,16 +386,25 @@ class FaceRenderer:
         """Pixel coordinates `(n, 2)` (x right, y down) of `(n, 3)` points in this renderer's images."""
         return project_points(np.asarray(points, dtype=np.float64), self.camera_to_world, self.size)
 
-    def _draw(self) -> np.ndarray:
-        """The frame as `(size, size, 3)` RGB."""
+    def _draw(self, alpha: bool = False) -> np.ndarray:
+        """The frame as `(size, size, 3)` RGB, or `(size, size, 4)` RGBX with `alpha`."""
         # Back faces are culled (about 30% faster on CPU); facing_camera made the winding agree.
+        import pyrender
+
         offscreen = self._renderer
+        flags = self._flags | pyrender.RenderFlags.RGBA if alpha else self._flags
         if offscreen._platform.supports_framebuffers():  # EGL
-            return offscreen.render(self._scene, flags=self._flags)[0]
+            return offscreen.render(self._scene, flags=flags)[0]
         # OSMesa: pyrender's wrapper would also read back the unused depth buffer (~4 ms at 512²).
         offscreen._platform.make_current()
-        offscreen._renderer.render(self._scene, self._flags)
-        return offscreen._renderer.read_color_buf()
+        offscreen._renderer.render(self._scene, flags)
+        if not alpha:
+            return offscreen._renderer.read_color_buf()
+        gl = self._gl
+        gl.glBindFramebuffer(gl.GL_READ_FRAMEBUFFER, 0)
+        gl.glReadBuffer(gl.GL_FRONT)
+        pixels = gl.glReadPixels(0, 0, self.size, self.size, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE)
+        return np.frombuffer(pixels, dtype=np.uint8).reshape(self.size, self.size, 4)[::-1]
 
     def close(self) -> None:
         """Free the GL context (also done by the garbage collector)."""

@@ -93,6 +93,8 @@ def test_png_encoder_round_trips():
     for shape in ((5, 7, 3), (48, 48, 3)):
         image = rng.integers(0, 256, shape, dtype=np.uint8)
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(encode_png(image)))), image)
+    rgbx = rng.integers(0, 256, (9, 6, 4), dtype=np.uint8)[::-1]  # a flipped view, as GL read-backs are
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(encode_png(rgbx)))), rgbx[:, :, :3])
 
 
 def test_varied_character_keeps_surface_landmarks_on_their_vertices():

@@ -206,7 +206,7 @@ class _Renderer:
             written = []
             for sample, mesh, vertex_data, pose, colours in ready:
                 renderer.set_background(colours)
-                image = renderer.draw(vertex_data, pose)
+                image = renderer.draw(vertex_data, pose, alpha=True)  # RGBX: GL's layout, the fastest read-back
                 written.append(writer.submit(_write_sample, out, sample, image, mesh if save_meshes else None))
             for future in written:
                 future.result()

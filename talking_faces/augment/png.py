@@ -23,13 +23,14 @@ def _chunk(tag: bytes, data: bytes) -> bytes:
 
 
 def encode_png(image: np.ndarray, level: int = 1) -> bytes:
-    """The bytes of a PNG file holding a `(H, W, 3)` uint8 RGB image."""
-    height, width, channels = image.shape
-    rows = np.ascontiguousarray(image, dtype=np.uint8).reshape(height, width * channels)
-    filtered = np.empty((height, width * channels + 1), dtype=np.uint8)
+    """The bytes of a PNG file holding a `(H, W, 3)` uint8 RGB image, or the RGB of a `(H, W, 4)` RGBX one."""
+    height, width = image.shape[:2]
+    rgb = np.asarray(image, dtype=np.uint8)[:, :, :3]
+    filtered = np.empty((height, width * 3 + 1), dtype=np.uint8)
     filtered[:, 0] = UP_FILTER
-    filtered[0, 1:] = rows[0]  # the row above the first one counts as zeros
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as PNG defines it
+    pixels = filtered[:, 1:].reshape(height, width, 3)  # a view: the rows after their filter bytes
+    pixels[0] = rgb[0]  # the row above the first one counts as zeros
+    np.subtract(rgb[1:], rgb[:-1], out=pixels[1:])  # modulo 256, as PNG defines it
     compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 9, zlib.Z_FILTERED)
     data = compressor.compress(filtered) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace

@@ -12,7 +12,7 @@ from talking_faces.emotion import SPEC_GRAMMAR
 from talking_faces.errors import TalkingFacesError
 from talking_faces.exporters import EXPORT_HELP, check_export_path
 
-from .common import SAMPLER_HELP, SAMPLES_HELP, SEED_HELP, STEPS_HELP, VQVAE_HELP, app, console, model_options
+from .common import SAMPLER_HELP, SAMPLES_HELP, SEED_HELP, STEPS_HELP, VQVAE_HELP, app, collect_from_here, console, model_options
 
 OUTPUT_SUFFIX = "_talkface.mp4"
 
@@ -133,11 +133,12 @@ def render(
             audio, identity=face, emotion=emotion, model=model, checkpoint=checkpoint, au_basis=au_basis,
             aublendnet=aublendnet, codebook=codebook, style=style, text=text, fps=fps, device=device, stage=stage_name,
             seed=seed, num_samples=num_samples, model_options=model_options(sampler, steps, vqvae, phonemes), albedo=albedo,
-            landmarks=landmarks, exports=bool(exports),
+            landmarks=landmarks, exports=bool(exports), apart=True,
         ), name="talkface-speech")
         # The GL context and shaders are built while the speech is analysed.
         with FaceRenderer(face.vertices, face.faces, size=size, gl=gl, albedo=albedo, view=view_rotation(face)) as renderer:
             animation = speech.result()
+            collect_from_here()
             progress.update(stages, description="Animation ready", total=1, completed=1)
             for k in range(animation.num_samples):
                 label = "Rendering frames" if animation.num_samples == 1 else f"Rendering sample {k}"
