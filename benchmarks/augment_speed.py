@@ -71,8 +71,8 @@ def main() -> None:
         def bare(r: int) -> None:
             for mesh in posed_meshes[r]:
                 frame = bare_renderer.draw(bare_renderer.prepare(mesh), alpha=True)  # `render`, read back as RGBX
-                if len(frames) < 2 * args.images:  # kept to time the PNG encoders on
-                    frames.append(frame)
+                if len(frames) < 2 * args.images:  # kept, as RGB, to time the PNG encoders on
+                    frames.append(np.ascontiguousarray(frame[:, :, :3]))
 
         def augment(r: int) -> None:
             samples = tuple(plan_sample(r * args.images + i, 0, 1, prior, views) for i in range(args.images))
