@@ -133,6 +133,7 @@ def compose_stream(
         compose=chunk, num_frames=track.num_frames, faces=identity.faces, fps=track.fps, audio_path=Path(audio_path),
         duration=track.duration, neutral=identity.vertices, albedo=albedo, num_samples=track.num_samples,
         view=view, basis=basis, curves=curves,
+        moving=np.any(basis.offsets != 0, axis=(0, 2)) if basis is not None and track.is_weights else None,
     )
 
 

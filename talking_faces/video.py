@@ -113,7 +113,8 @@ def render_mp4(
     chunks = animation.chunks(sample)
     if on_chunk is not None:
         chunks = _observed(chunks, on_chunk)
-    with closing(renderer.render_chunks(chunks)) as images:  # stops the shading thread on any exit
+    moving = animation.moving if isinstance(animation, AnimationStream) else None
+    with closing(renderer.render_chunks(chunks, moving)) as images:  # stops the shading thread on any exit
         write_video(images, out, animation.fps, renderer.size, animation.audio_path, on_frame)
 
 
