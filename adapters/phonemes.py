@@ -353,19 +353,28 @@ def _default_lm() -> str:
     return get_model_path("en-us/en-us.lm.bin")
 
 
-_DECODERS: dict[tuple, object] = {}
+# Decoders made ahead of need (`make_decoder_ahead`), each handed out once: a decoder's results depend
+# on the utterances it decoded before (its feature normalisation adapts), so none is ever shared.
+_SPARE_DECODERS: dict[tuple, list] = {}
 
 
 def _decoder(lm: str | None = None, bestpath: bool = False, **settings):
-    """The pocketsphinx decoder with these settings, made once per process and shared (a decoder is used
-    one utterance at a time): loading the acoustic model and the dictionary takes 0.1-0.3 s each time."""
+    """A fresh pocketsphinx decoder with these settings: one made ahead of need, else a new one."""
     key = (lm, bestpath, *sorted(settings.items()))
-    if key not in _DECODERS:
-        from pocketsphinx import Decoder
+    spare = _SPARE_DECODERS.get(key)
+    if spare:
+        return spare.pop()
+    from pocketsphinx import Decoder
 
-        # logfn keeps pocketsphinx's C logging off stdout and stderr.
-        _DECODERS[key] = Decoder(lm=lm, bestpath=bestpath, logfn=os.devnull, **settings)
-    return _DECODERS[key]
+    # logfn keeps pocketsphinx's C logging off stdout and stderr.
+    return Decoder(lm=lm, bestpath=bestpath, logfn=os.devnull, **settings)
+
+
+def make_decoder_ahead(lm: str | None = None, bestpath: bool = False, **settings) -> None:
+    """Make a decoder that a later `_decoder` call with the same settings gets: loading the acoustic model
+    and the dictionary takes 0.1-0.3 s a decoder, which a worker process spends before its audio arrives."""
+    key = (lm, bestpath, *sorted(settings.items()))
+    _SPARE_DECODERS.setdefault(key, []).append(_decoder(lm, bestpath, **settings))
 
 
 def _decode(decoder, pcm: bytes) -> None:
