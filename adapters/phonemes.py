@@ -261,14 +261,9 @@ class PhonemeRecognizer:
         if self.ctc is not None:
             return extend_stop_closures(snap_to_sound(self.ctc.phonemes(audio), audible_steps(audio)))
         loud = step_rms(audio)[1]
-        loops = [label_labial_murmurs(label_labial_gaps(self.recognize_phones(audio, rate), audio), audio, loud)
-                 for rate in PHONE_LOOP_FRAME_RATES]
-        phones = loops[0]
-        for heard in loops[1:]:
-            phones = add_bilabials(phones, heard)
+        loops = [closure_evidence(self.recognize_phones(audio, rate), audio, loud) for rate in PHONE_LOOP_FRAME_RATES]
         words = self.recognize_words(audio)
-        aligned = self._align_words(audio, words) if words else None
-        return phones if aligned is None else add_bilabials(phones, aligned)
+        return pool_bilabials(loops + [self._align_words(audio, words) if words else None])
 
     def recognize_words(self, audio: np.ndarray) -> list[str]:
         """Words heard with pocketsphinx's bundled US English language model (fillers dropped)."""
@@ -419,11 +414,11 @@ def burst_centroid(audio: np.ndarray, start: float, end: float) -> float | None:
     return float((freqs * power).sum() / max(power.sum(), 1e-20))
 
 
-def label_labial_gaps(phones: list[Phone], audio: np.ndarray) -> list[Phone]:
+def label_labial_gaps(phones: list[Phone], audio: np.ndarray, stop_like: tuple[str, ...] = VOICELESS_STOP_LIKE) -> list[Phone]:
     """Relabel as P each stop closure whose release burst is labial (low and diffuse).
 
-    Closures are short silences between two speech phones (STOP_GAP_S) and the voiceless phones T,
-    K and TH the recogniser heard (a TH that holds a silent gap and a burst is a stop, not a
+    Closures are short silences between two speech phones (STOP_GAP_S) and the voiceless phones
+    `stop_like` (T, K and TH) the recogniser heard (a TH that holds a silent gap and a burst is a stop, not a
     fricative). A labial release has no front cavity to resonate, so its burst carries little
     high-frequency energy (centroid under LABIAL_BURST_HZ), unlike the ~3 kHz burst of T or the
     compact 1-2.5 kHz burst of K. Voiced D, G and DH are left alone: their voicing pulls any
@@ -437,7 +432,7 @@ def label_labial_gaps(phones: list[Phone], audio: np.ndarray) -> list[Phone]:
             if not (STOP_GAP_S[0] <= end - start <= STOP_GAP_S[1]) or SILENCE in (out[k - 1][0], out[k + 1][0]):
                 continue
             centroid = burst_centroid(audio, start, end)
-        elif name in VOICELESS_STOP_LIKE:
+        elif name in stop_like:
             centroid = burst_centroid(audio, max(start - STOP_GAP_S[0], 0.0), end)
         else:
             continue
@@ -475,6 +470,20 @@ def label_labial_murmurs(phones: list[Phone], audio: np.ndarray, loud: float) ->
     """
     return [("M", start, end) if name in LIP_GLIDES and murmur_fraction(audio, start, end, loud) >= 0.5 else (name, start, end)
             for name, start, end in phones]
+
+
+def closure_evidence(phones: list[Phone], audio: np.ndarray, loud: float) -> list[Phone]:
+    """Recognised `phones` corrected by the acoustic evidence of a lip closure: labial bursts and lip-glide murmurs."""
+    return label_labial_murmurs(label_labial_gaps(phones, audio), audio, loud)
+
+
+def pool_bilabials(sources: list[list[Phone] | None]) -> list[Phone]:
+    """The first source's phones, with each bilabial of the later sources that it lacks (`add_bilabials`); None sources are skipped."""
+    present = [phones for phones in sources if phones is not None]
+    pooled = present[0]
+    for phones in present[1:]:
+        pooled = add_bilabials(pooled, phones)
+    return pooled
 
 
 def add_bilabials(phones: list[Phone], extra: list[Phone]) -> list[Phone]:

@@ -24,6 +24,10 @@ render is the default character with the procedural rig at 30 fps; figures per m
 Run: `python benchmarks/lipsync.py [--modes text,no-text,loudness] [--sentences benchmark|held-out] [--json out.json]`
 (needs the `libespeak-ng1` Debian package).
 
+`--ablation` instead scores the transcript-free sources one against another (each clip decoded
+once): the phone loop at one frame rate or pooled over all PHONE_LOOP_FRAME_RATES, with or without
+the acoustic closure evidence and the recognised words.
+
 `--cost` instead times transcript-free decoding of `assets/sample_speech.wav` step by step (CPU
 seconds, min and median of repeats, and as a real-time factor): the phone loop at each of
 PHONE_LOOP_FRAME_RATES, word recognition and the alignment of the words. The single-rate phone loop
@@ -45,8 +49,16 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from talking_faces.adapters.phonemes import PHONE_LOOP_FRAME_RATES, PhonemeRecognizer
-from talking_faces.adapters.viseme import LOUDNESS_STEP_S, VisemeAdapter, loudness
+from talking_faces.adapters.phonemes import (
+    PHONE_LOOP_FRAME_RATES,
+    Phone,
+    PhonemeRecognizer,
+    closure_evidence,
+    label_labial_gaps,
+    pool_bilabials,
+    step_rms,
+)
+from talking_faces.adapters.viseme import LOUDNESS_STEP_S, VisemeAdapter, loudness, speech_weights
 from talking_faces.audio import SAMPLE_RATE, load_audio
 from talking_faces.aus import AU_INDEX, NUM_AUS
 from talking_faces.character import load_default_character
@@ -284,6 +296,22 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
+def ablation_phones(recognizer: PhonemeRecognizer, audio: np.ndarray) -> dict[str, list[Phone]]:
+    """Transcript-free phones of `audio` from each combination of sources, all from one decoding."""
+    loud = step_rms(audio)[1]
+    loops = [recognizer.recognize_phones(audio, rate) for rate in PHONE_LOOP_FRAME_RATES]
+    words = recognizer.recognize_words(audio)
+    aligned = recognizer._align_words(audio, words) if words else None
+    evidence = [closure_evidence(phones, audio, loud) for phones in loops]
+    return {
+        "1 rate+T/K bursts+words (before)": pool_bilabials([label_labial_gaps(loops[0], audio, ("T", "K")), aligned]),
+        "1 rate+evidence+words": pool_bilabials([evidence[0], aligned]),
+        "4 rates+bursts+words": pool_bilabials([label_labial_gaps(phones, audio) for phones in loops] + [aligned]),
+        "4 rates+evidence": pool_bilabials(evidence),
+        "4 rates+evidence+words (now)": pool_bilabials(evidence + [aligned]),
+    }
+
+
 def decode_costs(audio: np.ndarray, repeats: int) -> dict[str, list[float]]:
     """CPU seconds of each transcript-free decoding step, `repeats` warm runs each (decoders built first)."""
     recognizer = PhonemeRecognizer()
@@ -321,6 +349,7 @@ def main() -> None:
     parser.add_argument("--sentences", choices=tuple(SENTENCE_SETS), default="benchmark",
                         help="The benchmark's sentences, or the held-out set that no rule was tuned on.")
     parser.add_argument("--limit", type=int, default=None, help="Use only the first N sentences.")
+    parser.add_argument("--ablation", action="store_true", help="Instead of --modes, score the transcript-free sources.")
     parser.add_argument("--cost", type=int, default=0, metavar="REPEATS",
                         help="Instead, time transcript-free decoding of the sample speech, REPEATS runs.")
     args = parser.parse_args()
@@ -336,6 +365,13 @@ def main() -> None:
     results: dict[str, dict[str, list]] = {}
     sentences = SENTENCE_SETS[args.sentences][: args.limit]
     for sentence, wpm, padding, audio, truth, _ in corpus(espeak, sentences):
+        if args.ablation:
+            start = time.process_time()
+            for variant, phones in ablation_phones(adapter.recognizer, audio).items():
+                row = clip_scores(speech_weights(phones, audio, FPS), lip_offsets, geometry, audio, truth)
+                row.update(seconds=time.process_time() - start, sentence=sentence)
+                results.setdefault(variant, {}).setdefault(f"{wpm} wpm {padding}", []).append(row)
+            continue
         for mode in modes:
             start = time.process_time()
             with warnings.catch_warnings(record=True) as caught:
@@ -350,11 +386,11 @@ def main() -> None:
             if caught:
                 print(f"  {mode} {wpm} {padding}: {sentence!r}: {caught[0].message}", file=sys.stderr)
     table = {mode: {name: summarise(rows) for name, rows in corpora.items()} for mode, corpora in results.items()}
-    header = f"{'mode':9} {'corpus':20} {'closure':>7} {'err_ms':>6} {'open_mm':>7} {'shut_mm':>7} {'ratio':>6} {'false':>6} {'pause_mm':>8} {'lag_med':>7} {'lag_max':>7} {'fallbk':>6} {'cpu_s':>6}"
+    header = f"{'mode':32} {'corpus':20} {'closure':>7} {'err_ms':>6} {'open_mm':>7} {'shut_mm':>7} {'ratio':>6} {'false':>6} {'pause_mm':>8} {'lag_med':>7} {'lag_max':>7} {'fallbk':>6} {'cpu_s':>6}"
     print(header)
     for mode, corpora in table.items():
         for name, s in corpora.items():
-            print(f"{mode:9} {name:20} {s['closure']:7.1%} {s['err_ms']:6.1f} {s['open_mm']:7.2f} {s['shut_mm']:7.2f} "
+            print(f"{mode:32} {name:20} {s['closure']:7.1%} {s['err_ms']:6.1f} {s['open_mm']:7.2f} {s['shut_mm']:7.2f} "
                   f"{s['ratio']:6.1f} {s['false']:6.1%} {s['pause_mm']:8.2f} {s['lag_median_ms']:7.0f} {s['lag_worst_ms']:7.0f} {s['fallback']:6d} {s['seconds']:6.1f}")
     if args.json:
         with open(args.json, "w") as handle:
