@@ -19,6 +19,7 @@ from talking_faces.adapters.phonemes import (
     label_labial_gaps,
     label_labial_murmurs,
     murmur_fraction,
+    pool_bilabials,
     snap_to_sound,
     spell,
     stretch_last_word,
@@ -146,6 +147,9 @@ def test_labial_gaps_and_bilabials_of_a_second_recogniser():
     base = [("SIL", 0.0, 0.2), ("AA", 0.2, 0.5), ("M", 0.5, 0.55), ("AA", 0.55, 1.0)]
     merged = add_bilabials(base, [("B", 0.3, 0.35), ("M", 0.51, 0.56), ("T", 0.7, 0.8)])
     assert merged == [("SIL", 0.0, 0.2), ("AA", 0.2, 0.3), ("B", 0.3, 0.35), ("AA", 0.35, 0.5), ("M", 0.5, 0.55), ("AA", 0.55, 1.0)]
+    third = [("SIL", 0.0, 0.8), ("P", 0.8, 0.85), ("AA", 0.85, 1.0)]  # pooled: every source's bilabials, once each
+    pooled = pool_bilabials([base, None, [("B", 0.3, 0.35), ("M", 0.51, 0.56), ("T", 0.7, 0.8)], third])
+    assert pooled == merged[:-1] + [("AA", 0.55, 0.8), ("P", 0.8, 0.85), ("AA", 0.85, 1.0)]
 
 
 def _tones(seconds: float, *parts: tuple[float, float]) -> np.ndarray:
