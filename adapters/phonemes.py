@@ -29,7 +29,7 @@ FRAMES_PER_SECOND = 100.0  # pocketsphinx's frame rate
 # sets the shortest phone it can hear (30, 24, 20, 17 ms) and where frame edges fall; a short closure
 # that one rate swallows, another often keeps. The first rate gives the phones (150/s alone found 71%
 # instead of 49% of the bilabials of 190 wpm synthetic speech); the bilabials of the others are
-# added (all four: 85% instead of 72% of the benchmark's closures without the words; docs/viseme.md).
+# added (with the words: 88-89% instead of 79-81% of the benchmark's closures; docs/viseme.md).
 PHONE_LOOP_FRAME_RATES: tuple[int, ...] = (150, 125, 175, 100)
 # Alignment fails on long clips with the default beams; see docs/viseme.md.
 ALIGN_BEAM = 1e-80
@@ -256,7 +256,7 @@ class PhonemeRecognizer:
         (`add_bilabials`).
 
         On synthetic speech the phone loop at one rate finds about 70% of the bilabials and the
-        words 40%; all pooled, over 90% (docs/viseme.md).
+        words 40%; all pooled, the lips close 91-95% of them (docs/viseme.md).
         """
         if self.ctc is not None:
             return extend_stop_closures(snap_to_sound(self.ctc.phonemes(audio), audible_steps(audio)))
