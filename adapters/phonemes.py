@@ -47,6 +47,8 @@ STOP_GAP_S = (0.02, 0.15)  # a silence inside speech this long is a stop's closu
 BURST_RISE_DB = 20.0
 LABIAL_BURST_HZ = 800.0  # labial bursts: centroid under 800 Hz (alveolar ~3 kHz, velar ~1-2.5 kHz)
 VOICELESS_STOP_LIKE = ("T", "K", "TH")  # recognised phones that may hold a voiceless stop's closure and burst
+NON_LABIAL_BURST_HZ = 1500.0  # a recognised P whose burst centroid is this high is not labial (espeak-ng's P: 260-670 Hz)
+ALVEOLAR_BURST_HZ = 2500.0  # ... but T from here up, else K
 # A murmur (nasal or voice bar: voiced with the mouth closed) puts its energy below 400 Hz; with the
 # mouth open, F1 and F2 put it in 400-4000 Hz. espeak-ng's /m n ng/ murmurs: low band 5-10 dB over
 # the mid band; its /w/ -0.5 dB, /l/ -6 dB, vowels -1 to -15 dB.
@@ -441,6 +443,23 @@ def label_labial_gaps(phones: list[Phone], audio: np.ndarray, stop_like: tuple[s
     return out
 
 
+def relabel_non_labial_bursts(phones: list[Phone], audio: np.ndarray) -> list[Phone]:
+    """Relabel as T or K each recognised P whose release burst is clearly not labial.
+
+    The converse of `label_labial_gaps`: a burst with its spectral centroid at NON_LABIAL_BURST_HZ
+    or above comes from a front cavity, so the stop is T (ALVEOLAR_BURST_HZ and up) or K. A P
+    without a burst (a nasal's neighbour, a pause's edge) is left as it is.
+    """
+    out = list(phones)
+    for k, (name, start, end) in enumerate(out):
+        if name != "P":
+            continue
+        centroid = burst_centroid(audio, max(start - STOP_GAP_S[0], 0.0), end)
+        if centroid is not None and centroid >= NON_LABIAL_BURST_HZ:
+            out[k] = ("T" if centroid >= ALVEOLAR_BURST_HZ else "K", start, end)
+    return out
+
+
 def murmur_fraction(audio: np.ndarray, start: float, end: float, loud: float) -> float:
     """Fraction of the 10 ms frames (5 ms apart) in `[start, end]` s that are a murmur: within
     MURMUR_RANGE_DB of the clip's loud level `loud` (RMS), and with the energy in MURMUR_LOW_HZ
@@ -473,8 +492,9 @@ def label_labial_murmurs(phones: list[Phone], audio: np.ndarray, loud: float) ->
 
 
 def closure_evidence(phones: list[Phone], audio: np.ndarray, loud: float) -> list[Phone]:
-    """Recognised `phones` corrected by the acoustic evidence of a lip closure: labial bursts and lip-glide murmurs."""
-    return label_labial_murmurs(label_labial_gaps(phones, audio), audio, loud)
+    """Recognised `phones` corrected by the acoustic evidence for or against a lip closure: the place
+    of stop bursts (labial or not) and lip-glide murmurs."""
+    return label_labial_murmurs(relabel_non_labial_bursts(label_labial_gaps(phones, audio), audio), audio, loud)
 
 
 def pool_bilabials(sources: list[list[Phone] | None]) -> list[Phone]:
