@@ -20,6 +20,7 @@ from talking_faces.adapters.phonemes import (
     label_labial_murmurs,
     murmur_fraction,
     pool_bilabials,
+    relabel_non_labial_bursts,
     snap_to_sound,
     spell,
     stretch_last_word,
@@ -144,12 +145,24 @@ def test_labial_gaps_and_bilabials_of_a_second_recogniser():
             assert label_labial_gaps(phones_heard, audio.astype(np.float32))[1][0] == ("P" if expected == "P" else heard)
         voiced = [("AA", 0.0, 0.3), ("DH", 0.3, 0.4), ("AA", 0.4, 1.0)]  # voicing pulls a burst's centroid down: left alone
         assert label_labial_gaps(voiced, audio.astype(np.float32))[1][0] == "DH"
+        heard_as_p = [("AA", 0.0, 0.3), ("P", 0.3, 0.4), ("AA", 0.4, 1.0)]  # a P with a hiss for a burst is T
+        assert relabel_non_labial_bursts(heard_as_p, audio.astype(np.float32))[1][0] == ("P" if expected == "P" else "T")
     base = [("SIL", 0.0, 0.2), ("AA", 0.2, 0.5), ("M", 0.5, 0.55), ("AA", 0.55, 1.0)]
     merged = add_bilabials(base, [("B", 0.3, 0.35), ("M", 0.51, 0.56), ("T", 0.7, 0.8)])
     assert merged == [("SIL", 0.0, 0.2), ("AA", 0.2, 0.3), ("B", 0.3, 0.35), ("AA", 0.35, 0.5), ("M", 0.5, 0.55), ("AA", 0.55, 1.0)]
     third = [("SIL", 0.0, 0.8), ("P", 0.8, 0.85), ("AA", 0.85, 1.0)]  # pooled: every source's bilabials, once each
     pooled = pool_bilabials([base, None, [("B", 0.3, 0.35), ("M", 0.51, 0.56), ("T", 0.7, 0.8)], third])
     assert pooled == merged[:-1] + [("AA", 0.55, 0.8), ("P", 0.8, 0.85), ("AA", 0.85, 1.0)]
+
+
+@pytest.mark.parametrize("burst_hz, expected", [(400.0, "P"), (1000.0, "P"), (2000.0, "K"), (3500.0, "T")])
+def test_a_p_whose_burst_is_not_labial_is_t_or_k(burst_hz, expected):
+    # a vowel, a 60 ms silent closure, then a 20 ms burst of one tone: its centroid is the tone's frequency
+    audio = np.concatenate([_tones(0.3, (0.3, 150.0)), np.zeros(int(0.06 * SAMPLE_RATE), np.float32),
+                            _tones(0.03, (0.3, burst_hz)), _tones(0.3, (0.3, 150.0))])
+    phones = [("AA", 0.0, 0.3), ("P", 0.3, 0.39), ("AA", 0.39, 0.69)]
+    assert relabel_non_labial_bursts(phones, audio)[1] == (expected, 0.3, 0.39)
+    assert relabel_non_labial_bursts([("SIL", 0.0, 0.69)], audio) == [("SIL", 0.0, 0.69)]
 
 
 def _tones(seconds: float, *parts: tuple[float, float]) -> np.ndarray:
