@@ -6,14 +6,16 @@ import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 
 from talking_faces.basis import AUBasis
 from talking_faces.errors import TalkingFacesError
 from talking_faces.identity import Identity, warn_unless_metres
+
+if TYPE_CHECKING:
+    import torch
 
 # Optional request fields an adapter may honour (`SpeechAdapter.accepts`). `audio`, `identity`
 # and `fps` are always given; an adapter that animates at any frame rate lists "fps".
@@ -63,19 +65,20 @@ class SpeechOutput:
         fps: the frame rate of the frames below.
         offsets: `(S, T, V, 3)` float32 vertex offsets from the identity's neutral, or None.
         weights: `(S, T, 32)` float32 AU weights on the request's basis (Offset_spe = blend(weights, B)), or None.
-    Exactly one of `offsets` and `weights` is set.
+    Exactly one of `offsets` and `weights` is set: a torch tensor (learned models), or a numpy
+    array (models that need no torch, such as the viseme adapter: its CPU path never imports torch).
     """
 
     fps: float
-    offsets: torch.Tensor | None = None
-    weights: torch.Tensor | None = None
+    offsets: torch.Tensor | np.ndarray | None = None
+    weights: torch.Tensor | np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if (self.offsets is None) == (self.weights is None):
             raise ValueError("SpeechOutput holds exactly one of offsets (S, T, V, 3) and weights (S, T, 32)")
 
     @property
-    def frames(self) -> torch.Tensor:
+    def frames(self) -> torch.Tensor | np.ndarray:
         """`(S, T, ...)`: whichever of offsets and weights is set."""
         return self.offsets if self.offsets is not None else self.weights
 
@@ -106,9 +109,13 @@ class SpeechAdapter(ABC):
     topology: int | None = None
     # Names of the speaking styles the model was trained on (the `style` conditioning), if any.
     styles: tuple[str, ...] = ()
+    # Whether `speak` is worth running in a worker process (`speech.speak_apart`): it holds the GIL for
+    # long (pocketsphinx's decoder does) and its request and output are small. Torch models release the
+    # GIL in their kernels and stay in the caller's process.
+    speaks_apart: bool = False
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
-        self.device = torch.device(device)
+        self.device = device  # a torch device or its name ("cpu", "cuda:0"); torch takes either
 
     @classmethod
     @abstractmethod

@@ -280,8 +280,9 @@ class PhonemeRecognizer:
         from pocketsphinx import get_model_path
 
         if rate not in self._allphone:
+            # No dictionary: a phone loop needs none, and reading CMUdict costs 0.08 s a decoder.
             self._allphone[rate] = _decoder(allphone=get_model_path("en-us/en-us-phone.lm.bin"),
-                                            lw=ALLPHONE_LM_WEIGHT, frate=rate)
+                                            lw=ALLPHONE_LM_WEIGHT, frate=rate, dict=None)
         decoder = self._allphone[rate]
         _decode(decoder, to_pcm16(audio))
         segments = decoder.seg() or []  # None when the clip is too short to decode
@@ -372,11 +373,28 @@ def _default_lm() -> str:
     return get_model_path("en-us/en-us.lm.bin")
 
 
+# Decoders made ahead of need (`make_decoder_ahead`), each handed out once: a decoder's results depend
+# on the utterances it decoded before (its feature normalisation adapts), so none is ever shared.
+_SPARE_DECODERS: dict[tuple, list] = {}
+
+
 def _decoder(lm: str | None = None, bestpath: bool = False, **settings):
+    """A fresh pocketsphinx decoder with these settings: one made ahead of need, else a new one."""
+    key = (lm, bestpath, *sorted(settings.items()))
+    spare = _SPARE_DECODERS.get(key)
+    if spare:
+        return spare.pop()
     from pocketsphinx import Decoder
 
     # logfn keeps pocketsphinx's C logging off stdout and stderr.
     return Decoder(lm=lm, bestpath=bestpath, logfn=os.devnull, **settings)
+
+
+def make_decoder_ahead(lm: str | None = None, bestpath: bool = False, **settings) -> None:
+    """Make a decoder that a later `_decoder` call with the same settings gets: loading the acoustic model
+    and the dictionary takes 0.1-0.3 s a decoder, which a worker process spends before its audio arrives."""
+    key = (lm, bestpath, *sorted(settings.items()))
+    _SPARE_DECODERS.setdefault(key, []).append(_decoder(lm, bestpath, **settings))
 
 
 def _decode(decoder, pcm: bytes) -> None:

@@ -14,10 +14,9 @@ See docs/viseme.md for the tables and the reasons behind the constants.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from talking_faces.audio import SAMPLE_RATE
 from talking_faces.aus import AU_INDEX, AU_NAMES, NUM_AUS
@@ -26,6 +25,9 @@ from talking_faces.audio import num_output_frames
 
 from .base import SpeechAdapter, SpeechOutput, SpeechRequest
 from .phonemes import BILABIALS, SILENCE, STOP_GAP_S, Phone, PhonemeRecognizer
+
+if TYPE_CHECKING:
+    import torch
 
 # The 15 visemes of the MPEG-4 / Oculus set, as lip AU weights in [0, 1].
 VISEME_AUS: dict[str, dict[str, float]] = {
@@ -275,6 +277,7 @@ class VisemeAdapter(SpeechAdapter):
     accepts = frozenset({"basis", "text", "fps"})
     requires = frozenset({"basis"})
     topology = None
+    speaks_apart = True
 
     def __init__(self, device: torch.device | str = "cpu", phonemes: str | Path | None = None) -> None:
         super().__init__(device)
@@ -284,6 +287,7 @@ class VisemeAdapter(SpeechAdapter):
 
             ctc = load_ctc(phonemes)
         self.recognizer = PhonemeRecognizer(ctc=ctc)
+        self.speaks_apart = ctc is None  # pocketsphinx holds the GIL; a phoneme-CTC model (torch) does not, and is large
 
     @classmethod
     def from_checkpoint(
@@ -303,7 +307,7 @@ class VisemeAdapter(SpeechAdapter):
         return speech_weights(self.recognizer.phonemes(audio, text), audio, fps)
 
     def speak(self, request: SpeechRequest) -> SpeechOutput:
-        """`(1, T, 32)` lip AU weights on the request's basis, at `request.fps`."""
+        """`(1, T, 32)` lip AU weights on the request's basis, at `request.fps`, as numpy (no torch needed)."""
         request.basis.check_matches(request.identity.num_vertices)
-        weights = torch.from_numpy(self.weights(request.audio, request.fps, request.text)).to(self.device)
+        weights = self.weights(request.audio, request.fps, request.text)
         return SpeechOutput(fps=float(request.fps), weights=weights[None])

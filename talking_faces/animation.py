@@ -77,6 +77,8 @@ class AnimationStream:
         basis: the AU basis the frames were composed on (None for a neutral offsets model), for exports.
         curves: `sample -> ((T, 32) AU weights, (T, V, 3) speech offsets or None)` of the whole clip,
             for exports (the offsets are those of learned adapters, which speak in vertex offsets).
+        moving: `(V,)` bool, the only vertices that can leave the neutral (those the AU basis moves,
+            when all motion is on the basis), or None (any may): the renderer shades the rest once.
     """
 
     compose: ComposeChunk
@@ -91,6 +93,7 @@ class AnimationStream:
     view: np.ndarray | None = None
     basis: AUBasis | None = None
     curves: Callable[[int], tuple[np.ndarray, np.ndarray | None]] | None = None
+    moving: np.ndarray | None = None
 
     @property
     def num_vertices(self) -> int:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .aus import NUM_AUS
 from .errors import TalkingFacesError
+
+if TYPE_CHECKING:
+    import torch
 
 AUBLENDSET_TEMPLATE = "template.npy"
 AUBLENDSET_TARGETS = "new_AU_vertice32.npy"
@@ -49,8 +52,8 @@ class AUBasis:
         return rows.reshape(NUM_AUS + 1, -1).astype(np.float32)
 
 
-def blend(weights: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Offset_exp from AU weights.
+def blend(weights: np.ndarray | torch.Tensor, offsets: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Offset_exp from AU weights, for numpy arrays or torch tensors (both of one kind).
 
     out[t, v, c] = sum_k weights[t, k] * offsets[k, v, c]
 
@@ -60,7 +63,8 @@ def blend(weights: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     Returns:
         `(T, V, 3)` expression offsets.
     """
-    return torch.einsum("tk,kvc->tvc", weights, offsets)
+    num_aus, num_vertices, _ = offsets.shape
+    return (weights @ offsets.reshape(num_aus, num_vertices * 3)).reshape(-1, num_vertices, 3)
 
 
 def basis_from_rows(rows: np.ndarray, source: str) -> AUBasis:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
 
 from .basis import AUBasis, load_aublendset
 from .errors import TalkingFacesError
 from .identity import Identity
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_basis(
@@ -37,6 +41,11 @@ def resolve_basis(
         from .aublendnet.bases import predict_basis_cached
 
         return predict_basis_cached(identity, aublendnet, codebook, device=device)
+    from .rig_store import RIG_SOURCE, load_rig_offsets, rig_key
+
+    stored = load_rig_offsets(rig_key(identity, landmarks), identity.num_vertices)  # without importing the rig and scipy
+    if stored is not None:
+        return AUBasis(offsets=stored, template=identity.vertices.astype(np.float32), source=RIG_SOURCE)
     from .rig import build_rig_basis
 
     return build_rig_basis(identity, landmarks_file=landmarks)

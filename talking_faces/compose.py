@@ -1,17 +1,22 @@
 """Composition, the one place where speech and expression offsets meet."""
 
-import torch
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeVar
 
 from .basis import blend
 
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
-def compose(
-    neutral: torch.Tensor,
-    speech_offsets: torch.Tensor,
-    weights: torch.Tensor,
-    basis_offsets: torch.Tensor,
-) -> torch.Tensor:
+Array = TypeVar("Array", "np.ndarray", "torch.Tensor")
+
+
+def compose(neutral: Array, speech_offsets: Array, weights: Array, basis_offsets: Array) -> Array:
     """M = M0 + Offset_spe + Offset_exp, linear, with no clamping or mixing of the two sources.
+
+    All four are numpy arrays, or all are torch tensors on one device.
 
     Args:
         neutral: `(V, 3)` M0.
@@ -19,6 +24,6 @@ def compose(
         weights: `(T, 32)` AU weights of the emotion track.
         basis_offsets: `(32, V, 3)` the identity's AU basis.
     Returns:
-        `(T, V, 3)` animated vertices, on the inputs' device.
+        `(T, V, 3)` animated vertices, of the inputs' kind, on their device.
     """
     return neutral + speech_offsets + blend(weights, basis_offsets)

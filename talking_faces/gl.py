@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib
 import os
 import sys
-from pathlib import Path
+import types
 
+from .devices import has_nvidia_driver
 from .errors import TalkingFacesError
 
 BACKENDS = ("osmesa", "egl")
@@ -63,11 +65,34 @@ def _activate(name: str) -> str:
     os.environ["PYOPENGL_PLATFORM"] = name
     if name == "osmesa":
         _fix_pyrender_under_osmesa()
+    _defer_pyrender_viewer()
     return name
 
 
+def _defer_pyrender_viewer() -> None:
+    """Let `import pyrender` skip its interactive viewer until someone uses `pyrender.Viewer`.
+
+    pyrender imports the viewer at package import, and with it pyglet, which probes every GL library
+    it knows (0.5-1 CPU-s, a third of a short render's start-up); offscreen rendering never uses it.
+    A stand-in module is registered instead: its `Viewer` imports the real one when first called.
+    """
+    if "pyrender" in sys.modules or "pyrender.viewer" in sys.modules:
+        return
+    stand_in = types.ModuleType("pyrender.viewer", "Placeholder: the real pyrender.viewer is imported on first use.")
+
+    class Viewer:
+        def __new__(cls, *args, **kwargs):
+            del sys.modules["pyrender.viewer"]
+            real = importlib.import_module("pyrender.viewer").Viewer
+            sys.modules["pyrender"].Viewer = real
+            return real(*args, **kwargs)
+
+    stand_in.Viewer = Viewer
+    sys.modules["pyrender.viewer"] = stand_in
+
+
 def _auto_backend() -> str:
-    if _has_nvidia_gpu() and _library_available("egl"):
+    if has_nvidia_driver() and _library_available("egl"):
         return "egl"
     for name in BACKENDS:
         if _library_available(name):
@@ -76,10 +101,6 @@ def _auto_backend() -> str:
         "No OpenGL library for offscreen rendering was found; run `sudo apt-get install libosmesa6` "
         "(or libegl1 libgl1-mesa-dri)."
     )
-
-
-def _has_nvidia_gpu() -> bool:
-    return Path("/proc/driver/nvidia/version").exists()
 
 
 def _library_available(name: str) -> bool:

@@ -14,22 +14,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from .animation import Animation, AnimationStream
 from .appearance import vertex_albedo
+from .arrays import is_tensor, like, to_numpy
 from .audio import load_audio
 from .basis import AUBasis
 from .basis_sources import resolve_basis
 from .compose import compose
-from .devices import resolve_device
+from .devices import resolve_device_name
 from .emotion import EmotionTrack, parse_emotion
 from .identity import Identity, load_identity
 from .npy_stream import NpyWriter
-from .speech import SpeechTrack, speak
+from .speech import SpeechTrack, speak, speak_apart
 
 if TYPE_CHECKING:  # the renderer's imports (scipy, pyrender) are for rendering only, not for eval
+    import torch
+
     from .render import FaceRenderer
+    from .worker import WorkerProcess
 
 __all__ = ["Animation", "AnimationStream", "animate", "compose_stream", "render_sample", "stream_animation"]
 
@@ -47,12 +50,13 @@ def view_rotation(identity: Identity) -> np.ndarray | None:
     """The rotation that shows a head upright and facing the camera, or None when it already is
     (or its axes cannot be told: it is then shown as it is)."""
     from .character import is_default_character
-    from .errors import TalkingFacesError
-    from .head_frame import detect_head_frame
-    from .landmarks import connected_components
 
     if identity.faces is None or identity.is_flame or is_default_character(identity.vertices):
         return None
+    from .errors import TalkingFacesError
+    from .head_frame import detect_head_frame  # scipy: only for heads that may need turning
+    from .landmarks import connected_components
+
     try:
         skin = connected_components(identity.num_vertices, identity.faces)[0]
         rotation = detect_head_frame(identity.vertices, skin).rotation
@@ -63,7 +67,11 @@ def view_rotation(identity: Identity) -> np.ndarray | None:
 
 def seeded_generator(seed: int | None) -> torch.Generator | None:
     """The one `torch.Generator` of a run (CPU, so a seed gives the same noise on every machine), or None."""
-    return None if seed is None else torch.Generator("cpu").manual_seed(seed)
+    if seed is None:
+        return None
+    import torch
+
+    return torch.Generator("cpu").manual_seed(seed)
 
 
 def return_freed_memory() -> None:
@@ -89,33 +97,43 @@ def compose_stream(
 
     Held for the whole clip: the adapter's output (once, at its own rate), the `(T, 32)` emotion
     weights and the `(32, V, 3)` basis. `basis` may be None only for offset adapters with a neutral emotion.
+    Speech given as numpy (the viseme adapter) is composed with numpy on the CPU, without torch;
+    otherwise everything is moved to `device` and composed with torch there.
     """
-    dev = torch.device(device)
-    neutral = torch.from_numpy(identity.vertices).to(dev)
-    weights = torch.from_numpy(emotion.weights(track.num_frames, track.fps)).to(dev)
-    basis_offsets = None if basis is None else torch.from_numpy(basis.offsets).to(dev)
-    if basis_offsets is None:  # no basis: only a neutral track can be composed (zero expression offsets)
+    if str(device) == "cpu" and not is_tensor(track.output.frames):
+        on_device, no_grad = (lambda array: array), contextlib.nullcontext
+    else:
+        import torch
+
+        dev = torch.device(device)
+        on_device, no_grad = (lambda array: torch.as_tensor(array).to(dev)), torch.inference_mode
+    neutral = on_device(identity.vertices)
+    weights = on_device(emotion.weights(track.num_frames, track.fps))
+    if basis is None:  # no basis: only a neutral track can be composed (zero expression offsets)
         if weights.any() or track.is_weights:
             raise ValueError("an emotion or AU-weight speech needs the identity's AU basis")
-        basis_offsets = torch.zeros((weights.shape[1], identity.num_vertices, 3), dtype=neutral.dtype, device=dev)
+    basis_offsets = on_device(
+        np.zeros((weights.shape[1], identity.num_vertices, 3), identity.vertices.dtype) if basis is None else basis.offsets
+    )
 
     def chunk(start: int, stop: int, sample: int) -> np.ndarray:
-        with torch.inference_mode():
-            speech = track.offsets(start, stop, basis_offsets, sample).to(dev, torch.float32)
+        with no_grad():
+            speech = like(track.offsets(start, stop, basis_offsets, sample), neutral)
             vertices = compose(neutral, speech, weights[start:stop], basis_offsets)
-        return vertices.cpu().numpy()
+        return to_numpy(vertices)
 
     def curves(sample: int) -> tuple[np.ndarray, np.ndarray | None]:
         """The whole clip's AU weights `(T, 32)` (emotion, plus AU-weight speech) and speech offsets `(T, V, 3)`."""
-        au_weights = weights.cpu().numpy().astype(np.float32)
-        with torch.inference_mode():
-            speech = track.frames(0, track.num_frames, sample).cpu().numpy().astype(np.float32)
+        au_weights = to_numpy(weights).astype(np.float32)
+        with no_grad():
+            speech = to_numpy(track.frames(0, track.num_frames, sample)).astype(np.float32)
         return (au_weights + speech, None) if track.is_weights else (au_weights, speech)
 
     return AnimationStream(
         compose=chunk, num_frames=track.num_frames, faces=identity.faces, fps=track.fps, audio_path=Path(audio_path),
         duration=track.duration, neutral=identity.vertices, albedo=albedo, num_samples=track.num_samples,
         view=view, basis=basis, curves=curves,
+        moving=np.any(basis.offsets != 0, axis=(0, 2)) if basis is not None and track.is_weights else None,
     )
 
 
@@ -140,6 +158,7 @@ def stream_animation(
     albedo: np.ndarray | None = None,
     landmarks: str | Path | None = None,
     exports: bool = False,
+    worker: WorkerProcess | None = None,
 ) -> AnimationStream:
     """Run the speech adapter once and return every sample's animation as a stream of chunks.
 
@@ -147,14 +166,16 @@ def stream_animation(
     `seed` seeds the request's generator. `albedo` `(V, 3)` is the identity's per-vertex colours
     (computed from its landmarks when None). `landmarks` is a JSON file of landmarks for the
     procedural rig; `exports` builds the AU basis even for a neutral offsets model, since exports
-    are written on it. `stage(name)` is called as each stage starts.
+    are written on it. `stage(name)` is called as each stage starts. `worker`: a worker process that
+    analyses the speech when the adapter holds the GIL for long (`speech.speak_apart`), for callers
+    whose other threads have work meanwhile.
     """
     from talking_faces.adapters import SpeechRequest, adapter_class
 
     report = stage or (lambda name: None)
     track = parse_emotion(emotion)  # fail on a bad spec before any heavy work
     adapter_cls = adapter_class(model)
-    dev = resolve_device(device)
+    dev = resolve_device_name(device)
     report("Reading audio and identity")
     audio = load_audio(audio_path)
     if not isinstance(identity, Identity):
@@ -176,7 +197,7 @@ def stream_animation(
         audio=audio, identity=identity, basis=basis, text=text, style=style, fps=fps,
         generator=seeded_generator(seed), num_samples=num_samples,
     )
-    speech = speak(adapter, request)
+    speech = speak(adapter, request) if worker is None else speak_apart(adapter, request, worker)
     del adapter, request, audio  # the adapter's working memory (e.g. the phone decoder) goes now ...
     return_freed_memory()  # ... and back to the system, not kept for the whole render
     if albedo is None and identity.faces is not None:

@@ -10,7 +10,6 @@ identity's millimetres and rescaled by the distance between the eyes. See docs/r
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -23,14 +22,14 @@ from scipy.spatial import cKDTree
 
 from .aus import AU_INDEX, AU_NAMES, MIRROR_PAIRS, NUM_AUS
 from .basis import AUBasis
-from .character import is_default_character, mesh_digest
+from .character import is_default_character
 from .errors import TalkingFacesError
 from .head_frame import HeadFrame
 from .head_landmarks import HeadAnalysis, analyse_head, read_landmarks_file
 from .identity import Identity
 from .landmarks import Landmarks, find_landmarks, mesh_adjacency
+from .rig_store import RIG_SOURCE, load_rig_offsets, rig_key, store_rig_offsets
 
-RIG_SOURCE = "procedural rig"
 # Eye distance of the AUBlendSet sample identity (m): the unit the magnitudes below are measured in.
 REFERENCE_EYE_DISTANCE = 0.0613
 # Largest displacement of each AU in the AUBlendSet sample (mm). AU45 and the eye rotations are
@@ -425,19 +424,22 @@ def build_rig_basis(identity: Identity, landmarks_file: str | Path | None = None
     `analyse_identity` (or `analysis`, when the caller has it already) and rotated and scaled back.
     Heads whose landmarks cannot be found raise a TalkingFacesError that says which ones and how to
     give them. One-line notes (welded lips) are issued as `warnings.warn`. Results are cached per
-    mesh content and landmarks file.
+    mesh content, landmarks file and rig code, in memory and, for heads without notes, on disk
+    (`talking_faces.cache`): the default character's basis loads in milliseconds instead of 0.2-0.3 s.
     """
-    key = mesh_digest(identity.vertices, identity.faces)
-    if landmarks_file is not None:
-        key += hashlib.sha1(Path(landmarks_file).read_bytes()).hexdigest() if Path(landmarks_file).is_file() else str(landmarks_file)
+    key = rig_key(identity, landmarks_file)
     if analysis is not None or key not in _CACHE:
-        analysis = analysis or analyse_identity(identity, landmarks_file)
-        for note in analysis.warnings:
-            warnings.warn(note, stacklevel=2)
-        points = analysis.frame.to_canonical(identity.vertices)
-        offsets = rig_offsets(points, identity.faces, analysis.landmarks, analysis.others)
-        if not analysis.frame.is_canonical:
-            offsets = analysis.frame.to_user(offsets).astype(np.float32)
+        offsets = None if analysis is not None else load_rig_offsets(key, identity.num_vertices)
+        if offsets is None:
+            analysis = analysis or analyse_identity(identity, landmarks_file)
+            for note in analysis.warnings:
+                warnings.warn(note, stacklevel=2)
+            points = analysis.frame.to_canonical(identity.vertices)
+            offsets = rig_offsets(points, identity.faces, analysis.landmarks, analysis.others)
+            if not analysis.frame.is_canonical:
+                offsets = analysis.frame.to_user(offsets).astype(np.float32)
+            if not analysis.warnings:  # only heads without notes are kept, so a hit never hides one
+                store_rig_offsets(key, offsets)
         _CACHE[key] = AUBasis(offsets=offsets, template=identity.vertices.astype(np.float32), source=RIG_SOURCE)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)

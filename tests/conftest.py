@@ -59,6 +59,17 @@ def temporary_files_stay_in_tmp_path(tmp_path_factory):
     patch.undo()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_stays_in_tmp_path(tmp_path_factory):
+    """Bases the code caches between runs (rig, AUBlendNet) go to a folder of pytest's tree, not ~/.cache."""
+    from talking_faces.cache import CACHE_ENV
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def one_thread():
     """Tiny models run ~3x faster on one torch thread than on two busy cores; restores the count after."""

@@ -6,6 +6,7 @@ import torch
 from typer.testing import CliRunner
 
 import talking_faces.aublendnet.bases as bases
+from talking_faces.cache import CACHE_ENV
 from talking_faces.basis_sources import resolve_basis
 from talking_faces.compose import compose
 from talking_faces.errors import TalkingFacesError
@@ -32,7 +33,7 @@ def checkpoints(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(bases.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     return tmp_path / "cache"
 
 

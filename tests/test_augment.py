@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
+import pickle
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +18,7 @@ from PIL import Image
 from talking_faces.augment import AugmentOptions, AUPrior, CharacterSource, occurrence, run_augment
 from talking_faces.augment import job as augment_job
 from talking_faces.augment.identities import AUBlendSetSource, vary_character
-from talking_faces.augment.plan import rotation
+from talking_faces.augment.plan import Views, plan_sample, rotation
 from talking_faces.augment.png import encode_png
 from talking_faces.aus import AU_INDEX, AU_NAMES, EMOTION_AUS, EXPRESSIVE_EMOTIONS
 from talking_faces.character import default_character_landmarks, load_default_character
@@ -90,6 +93,8 @@ def test_png_encoder_round_trips():
     for shape in ((5, 7, 3), (48, 48, 3)):
         image = rng.integers(0, 256, shape, dtype=np.uint8)
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(encode_png(image)))), image)
+    rgbx = rng.integers(0, 256, (9, 6, 4), dtype=np.uint8)[::-1]  # a flipped view, as GL read-backs are
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(encode_png(rgbx)))), rgbx[:, :, :3])
 
 
 def test_varied_character_keeps_surface_landmarks_on_their_vertices():
@@ -109,9 +114,10 @@ def test_varied_character_keeps_surface_landmarks_on_their_vertices():
 def test_projection_matches_the_rendered_silhouette():
     head = load_default_character()
     with FaceRenderer(head.vertices, head.faces, size=96) as renderer:
-        rgba = renderer.render_rgba(head.vertices)
+        renderer.set_background((0.0, 1.0, 0.0))
+        image = renderer.render(head.vertices)
         pixels = renderer.project(head.vertices)
-    covered = np.argwhere(rgba[:, :, 3] > 0)
+    covered = np.argwhere((image != [0, 255, 0]).any(axis=2))
     (top, left), (bottom, right) = covered.min(axis=0), covered.max(axis=0)
     assert abs(pixels[:, 0].min() - left) < 1.5 and abs(pixels[:, 0].max() - right - 1) < 1.5
     assert abs(pixels[:, 1].min() - top) < 1.5 and abs(pixels[:, 1].max() - bottom - 1) < 1.5
@@ -170,6 +176,17 @@ def test_same_seed_same_set_and_other_seed_differs(reference_set, tmp_path):
     other = tmp_path / "other"
     run_augment(other, sources, AugmentOptions(count=10, size=48, seed=4))
     assert (other / "labels.csv").read_bytes() != (reference_set / "labels.csv").read_bytes()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (optional extra 'ray')")
+def test_ray_local_makes_the_same_set(reference_set, tmp_path):
+    sources = [CharacterSource(3, 0), CharacterSource(3, 1)]
+    on_ray = tmp_path / "ray"
+    run_augment(on_ray, sources, AugmentOptions(count=10, save_meshes=True, landmarks=True, **SMALL), workers=2,
+                ray_address="local")
+    for path in reference_set.rglob("*"):
+        if path.is_file() and path.name != "manifest.json":
+            assert (on_ray / path.relative_to(reference_set)).read_bytes() == path.read_bytes(), path.name
 
 
 def test_resume_after_an_interruption(reference_set, tmp_path, monkeypatch):
@@ -233,6 +250,62 @@ def test_flame_identity_with_an_aublendset_basis(shared_fixture, tmp_path):
         np.testing.assert_allclose(mesh, rows[0] + np.einsum("k,kvc->vc", _weights(row), rows[1:] - rows[0]), atol=2e-6)
 
 
+def _flame_model_pickle(path: Path, template: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """A FLAME-format generic_model.pkl on `template`: 301 smooth identity/expression directions, all
+    skinning on the root joint and no pose correctives (so at rest the mesh is exactly the blendshapes).
+    Returns the `(V, 3, 301)` directions."""
+    rng = np.random.default_rng(7)
+    centred = (template - template.mean(axis=0)) / np.ptp(template, axis=0).max()
+    x, y, z = centred.T
+    monomials = np.stack([x, y, z, x * x, y * y, z * z, x * y, y * z, x * z, np.ones_like(x)], axis=1)  # (V, 10)
+    directions = np.einsum("vm,kmc->vck", monomials, rng.normal(scale=1e-3, size=(301, 10, 3))).astype(np.float32)
+    count = len(template)
+    weights = np.zeros((count, 5))
+    weights[:, 0] = 1.0
+    model = {"v_template": template, "shapedirs": directions, "posedirs": np.zeros((count, 3, 36)),
+             "J_regressor": np.full((5, count), 1.0 / count), "weights": weights, "f": faces.astype(np.uint32),
+             "kintree_table": np.array([[2**32 - 1, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64)}
+    path.write_bytes(pickle.dumps(model, protocol=2))
+    return directions
+
+
+def test_random_flame_heads_have_exact_labels_and_are_reproducible(shared_fixture, tmp_path, monkeypatch):
+    from talking_faces.cli import main
+    from talking_faces.identity import load_identity
+
+    flame = load_identity(shared_fixture("flame_sample.ply"))
+    directions = _flame_model_pickle(tmp_path / "generic_model.pkl", flame.vertices, flame.faces)
+    sets = [tmp_path / "set", tmp_path / "again"]
+    for out in sets:
+        monkeypatch.setattr(sys, "argv", ["talkface", "augment", "--out", str(out), "--count", "6", "--size", "32",
+                                          "--flame-model", str(tmp_path / "generic_model.pkl"), "--flame-heads", "2",
+                                          "--seed", "5", "--save-meshes"])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert exit_info.value.code == 0
+    _, labels = _read_labels(sets[0])
+    assert {row["identity"] for row in labels} == {"flame_000", "flame_001"}
+    heads = {}
+    for name in ("flame_000", "flame_001"):
+        folder = sets[0] / "identities" / name
+        heads[name] = (np.load(folder / "neutral.npy").astype(np.float64), np.load(folder / "bases.npy").astype(np.float64))
+        np.testing.assert_array_equal(np.load(folder / "faces.npy"), flame.faces)
+        # The head is the template moved along the first 50 identity directions, and only along them.
+        shape = (heads[name][0] - flame.vertices).reshape(-1)
+        used = directions[:, :, :50].reshape(-1, 50).astype(np.float64)
+        coefficients, *_ = np.linalg.lstsq(used, shape, rcond=None)
+        np.testing.assert_allclose(used @ coefficients, shape, atol=1e-6)
+        assert 0.3 < coefficients.std() < 3.0  # drawn at unit spread
+    assert np.abs(heads["flame_000"][0] - heads["flame_001"][0]).max() > 1e-3
+    for row in labels:
+        neutral, bases = heads[row["identity"]]
+        mesh = np.load(sets[0] / "meshes" / row["image"].replace(".png", ".npy"))
+        np.testing.assert_allclose(mesh, neutral + np.einsum("k,kvc->vc", _weights(row), bases), atol=2e-6)
+    for path in sets[0].rglob("*"):  # the same seed makes the same set
+        if path.is_file():
+            assert (sets[1] / path.relative_to(sets[0])).read_bytes() == path.read_bytes(), path.name
+
+
 def test_cli_bad_input_exits_2(tmp_path, monkeypatch, capsys):
     from talking_faces.cli import main
 
@@ -246,27 +319,77 @@ def test_cli_bad_input_exits_2(tmp_path, monkeypatch, capsys):
 
 
 def test_renderer_options_default_to_the_plain_frame():
-    from talking_faces.render import BACKGROUND, DEFAULT_LIGHTING, INTERIOR, enclosed
+    from talking_faces.render import BACKGROUND, DEFAULT_LIGHTING
 
     head = load_default_character()
     with FaceRenderer(head.vertices, head.faces, size=64) as renderer:
         plain = renderer.render(head.vertices)
         np.testing.assert_array_equal(renderer.render(head.vertices, lighting=DEFAULT_LIGHTING), plain)
-        rgba = renderer.render_rgba(head.vertices)
-        on_colour = renderer.render(head.vertices, background=np.asarray(BACKGROUND))
-    np.testing.assert_array_equal(rgba[rgba[:, :, 3] > 0][:, :3], plain[rgba[:, :, 3] > 0])
-    holes = enclosed(rgba[:, :, 3] > 0)
-    np.testing.assert_array_equal(on_colour[~holes], plain[~holes])
-    assert (on_colour[holes] == INTERIOR).all()
+        np.testing.assert_array_equal(renderer.render(head.vertices, pose=np.eye(4)), plain)
+        renderer.set_background(np.asarray(BACKGROUND))
+        np.testing.assert_array_equal(renderer.render(head.vertices), plain)
+        renderer.set_background(np.random.default_rng(0).uniform(size=(3, 3, 3)))
+        renderer.set_interior(None)
+        renderer.set_background(BACKGROUND)  # the grid stays, in one colour
+        assert np.abs(renderer.render(head.vertices).astype(int) - plain).max() <= 1
 
 
-def test_enclosed_finds_only_openings():
-    from talking_faces.render import enclosed
+def test_gl_head_pose_equals_turning_the_vertices():
+    identity = CharacterSource(0, 0).build()
+    mesh = identity.neutral
+    lighting = plan_sample(5, 0, 1, AUPrior(), Views()).lighting
+    with FaceRenderer(identity.neutral, identity.faces, size=96, albedo=identity.albedo) as renderer:
+        renderer.frame(identity.frame_box)
+        for yaw, pitch, roll in ((30.0, 0.0, 0.0), (-20.0, 15.0, -10.0)):
+            pose = augment_job.head_pose(identity, SimpleNamespace(yaw=yaw, pitch=pitch, roll=roll))
+            in_gl = renderer.render(mesh, lighting=lighting, pose=pose).astype(int)
+            on_cpu = renderer.render(mesh @ pose[:3, :3].T + pose[:3, 3], lighting=lighting).astype(int)
+            difference = np.abs(in_gl - on_cpu).max(axis=2)
+            assert np.mean(difference <= 2) > 0.99  # float rounding moves a few silhouette pixels
+            assert np.abs(in_gl - on_cpu).mean() < 0.5
 
-    mask = np.zeros((8, 9), dtype=bool)
-    mask[1:7, 1:8] = True
-    mask[3:5, 3:6] = False  # an opening
-    mask[2, 0:3] = False  # a notch open to the outside along its row
-    expected = np.zeros_like(mask)
-    expected[3:5, 3:6] = True
-    np.testing.assert_array_equal(enclosed(mask), expected)
+
+def test_background_grid_is_blended_across_the_frame():
+    head = load_default_character()
+    left, right = np.array([0.9, 0.1, 0.2]), np.array([0.1, 0.3, 1.0])
+    grid = np.stack([np.stack([left, right])] * 2)  # (2, 2, 3): left column, right column
+    with FaceRenderer(head.vertices, head.faces, size=64) as renderer:
+        renderer.frame(np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))  # the head small in the middle
+        renderer.set_background(grid)
+        image = renderer.render(head.vertices).astype(float)
+    share = (np.arange(64) + 0.5) / 64
+    expected = 255 * (left + (right - left) * share[:, None])  # (64, 3) along a row
+    np.testing.assert_allclose(image[0], expected, atol=1.5)
+    np.testing.assert_allclose(image[-1], expected, atol=1.5)
+
+
+def test_mouth_interior_is_seen_only_through_the_open_mouth():
+    from talking_faces.render import INTERIOR
+
+    identity = CharacterSource(0, 1).build()
+    weights = np.zeros(len(AU_NAMES), dtype=np.float32)
+    weights[[AU_INDEX["AU25"], AU_INDEX["AU27"]]] = 1.0
+    wide_open = identity.neutral + augment_job.expression_offsets(identity, weights)
+    dark = np.round(np.array(INTERIOR) * 255)
+    with FaceRenderer(identity.neutral, identity.faces, size=96, albedo=identity.albedo) as renderer:
+        renderer.frame(identity.frame_box)
+        renderer.set_background((0.0, 0.0, 1.0))
+        for yaw, pitch in ((0.0, 0.0), (30.0, 15.0), (-30.0, -15.0)):
+            pose = augment_job.head_pose(identity, SimpleNamespace(yaw=yaw, pitch=pitch, roll=0.0))
+            seen = []
+            for mesh in (wide_open, identity.neutral):
+                renderer.set_interior(None)
+                without = renderer.render(mesh, pose=pose)
+                renderer.set_interior(identity.interior)
+                inside = renderer.render(mesh, pose=pose)
+                changed = (inside != without).any(axis=2)
+                # Where the background showed through the mouth (or, at the widest poses, a few pixels
+                # of inner lip that lie behind it)
+                assert (without[changed] == [0, 0, 255]).all(axis=1).sum() >= 0.95 * changed.sum()
+                np.testing.assert_allclose(inside[changed], np.broadcast_to(dark, inside[changed].shape), atol=1)
+                rows, cols = np.nonzero(changed)
+                face = (without != [0, 0, 255]).any(axis=2)
+                for row, col in zip(rows, cols):  # within the face, seen through it: face on all four sides
+                    assert face[row, :col].any() and face[row, col:].any() and face[:row, col].any() and face[row:, col].any()
+                seen.append(changed.sum())
+            assert seen[0] > 40 and seen[1] < 0.2 * seen[0], seen  # the closed mouth's lips meet, nearly

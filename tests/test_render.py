@@ -177,3 +177,27 @@ def test_the_other_backend_draws_the_same_image(sphere, sphere_renderer, tmp_pat
     theirs, ours = np.load(tmp_path / "frame.npy"), sphere_renderer.render(sphere[0])
     assert np.abs(theirs.astype(int) - ours).mean() < 1.0  # EGL multisamples the edges
     assert abs(int(foreground(theirs).sum()) - int(foreground(ours).sum())) < 0.02 * foreground(ours).sum()
+
+
+def test_moving_region_shades_like_the_whole_mesh(sphere, sphere_renderer):
+    """Frames that move only some vertices get the vertex buffer of a full `prepare`, from the region around
+    them; a frame that moves a vertex outside the region is prepared whole."""
+    vertices = sphere[0]
+    moving = vertices[:, 1] > 0.3 * np.abs(vertices[:, 1]).max()  # the top cap
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(4):
+        frame = vertices.copy()
+        frame[moving] += rng.normal(scale=0.01, size=(int(moving.sum()), 3)).astype(np.float32)
+        frames.append(frame)
+    outside = frames[0].copy()
+    outside[np.flatnonzero(~moving)[0]] += 0.02
+    chunks = [(0, np.stack(frames + [outside]))]
+    region = sphere_renderer._moving_region(moving)
+    assert region is not None and 0 < region.vertices.size < vertices.shape[0]
+    for frame in frames + [outside]:
+        np.testing.assert_allclose(region.prepare(frame), sphere_renderer.prepare(frame), atol=1e-6)
+    whole = [sphere_renderer.draw(sphere_renderer.prepare(frame), alpha=True) for frame in frames + [outside]]
+    fast = list(sphere_renderer.render_chunks(chunks, moving))
+    assert all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(whole, fast))
+    assert sphere_renderer._moving_region(np.ones(vertices.shape[0], bool)) is None  # nothing to save

@@ -246,6 +246,53 @@ def test_cached_builds_are_fast_and_independent():
     assert np.abs(again.offsets).max() > 0.01
 
 
+def test_bases_are_kept_on_disk_per_mesh_and_rig_code(monkeypatch, tmp_path):
+    import talking_faces.rig as rig
+    import talking_faces.rig_store as rig_store
+
+    monkeypatch.setenv("TALKFACE_CACHE_DIR", str(tmp_path))
+    head = load_default_character()
+    fresh = Identity(head.vertices + np.float32(0.0), head.faces, "copy")
+    fresh.vertices[0, 0] += np.float32(2e-7)  # a content hash no other test uses
+    built = build_rig_basis(fresh)
+    assert len(list((tmp_path / "rig").glob("*.npy"))) == 1
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("rebuilt although kept on disk")
+
+    monkeypatch.setattr(rig, "_CACHE", type(rig._CACHE)())  # a new process: nothing in memory
+    monkeypatch.setattr(rig, "rig_offsets", no_rebuild)
+    np.testing.assert_array_equal(build_rig_basis(fresh).offsets, built.offsets)
+    monkeypatch.setattr(rig, "_CACHE", type(rig._CACHE)())
+    monkeypatch.setattr(rig_store, "rig_code_digest", lambda: "changed rig code")
+    with pytest.raises(AssertionError, match="rebuilt"):
+        build_rig_basis(fresh)
+
+
+def test_a_kept_basis_loads_without_the_rig_and_scipy(tmp_path):
+    """`resolve_basis` finds a kept basis before importing the rig: a render's speech starts sooner."""
+    import subprocess
+    import sys
+
+    head = load_default_character()
+    fresh = Identity(head.vertices + np.float32(0.0), head.faces, "copy")
+    fresh.vertices[1, 0] += np.float32(2e-7)
+    np.save(tmp_path / "head.npy", fresh.vertices)
+    expected = build_rig_basis(fresh).offsets
+    code = (
+        "import sys\nimport numpy as np\n"
+        "from talking_faces.basis_sources import resolve_basis\nfrom talking_faces.identity import Identity\n"
+        "from talking_faces.character import load_default_character\n"
+        f"head = Identity(np.load({str(tmp_path / 'head.npy')!r}), load_default_character().faces, 'copy')\n"
+        f"np.save({str(tmp_path / 'loaded.npy')!r}, resolve_basis(head).offsets)\n"
+        "print('talking_faces.rig' in sys.modules, 'scipy' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
+    np.testing.assert_array_equal(np.load(tmp_path / "loaded.npy"), expected)
+
+
 def test_meshes_without_landmarks_raise():
     sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.1)
     identity = Identity(np.asarray(sphere.vertices, np.float32), np.asarray(sphere.faces, np.int64), "ball")

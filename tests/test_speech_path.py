@@ -97,14 +97,44 @@ def test_composed_chunks_equal_the_equation_over_the_whole_clip():
     assert not np.allclose(stream.collect(0).vertices, stream.collect(1).vertices)  # two different samples
 
 
-def test_viseme_weights_are_blended_per_chunk():
+@pytest.mark.parametrize("as_torch", [False, True], ids=["numpy", "torch"])
+def test_viseme_weights_are_blended_per_chunk(as_torch):
+    """The viseme adapter's numpy weights are composed with numpy; the same weights as a tensor, with torch: both
+    equal the closed form in float64."""
     request = _request(seconds=3.0, basis=_basis(), fps=25.0)
     track = speak(VisemeAdapter(), request)
-    assert track.is_weights
+    assert track.is_weights and isinstance(track.output.weights, np.ndarray)
+    if as_torch:
+        track.output.weights = torch.from_numpy(track.output.weights)
     stream = compose_stream(track, request.identity, request.basis, parse_emotion("AU12:0.5"))
-    weights = track.output.weights[0].double().numpy() + parse_emotion("AU12:0.5").weights(track.num_frames, 25.0)
+    weights = np.asarray(track.output.weights[0], np.float64) + parse_emotion("AU12:0.5").weights(track.num_frames, 25.0)
     expected = request.identity.vertices + np.einsum("tk,kvc->tvc", weights, request.basis.offsets.astype(np.float64))
-    np.testing.assert_allclose(stream.collect().vertices, expected, atol=2e-7)
+    vertices = stream.collect().vertices
+    assert vertices.dtype == np.float32
+    np.testing.assert_allclose(vertices, expected, atol=2e-7)
+
+
+def test_default_path_never_imports_torch(tmp_path):
+    """The viseme model on the CPU (and `auto` on a machine without a GPU driver) composes without torch,
+    and the renderer without pyrender's interactive viewer (pyglet): each would add about a second to a short render."""
+    audio = write_speech_like(tmp_path / "speech.wav", seconds=1.0)
+    code = (
+        "import sys\n"
+        "import talking_faces.devices as devices\n"
+        "from pathlib import Path\n"
+        f"devices.GPU_DRIVER_FILES = (Path({str(tmp_path / 'no-driver')!r}),)\n"
+        "from talking_faces.pipeline import stream_animation\n"
+        f"stream = stream_animation({str(audio)!r}, emotion='happy:0.6', device='auto')\n"
+        "start, chunk = next(stream.chunks())\n"
+        "assert chunk.shape[1:] == stream.neutral.shape and abs(chunk - stream.neutral).max() > 1e-4\n"
+        "from talking_faces.render import FaceRenderer\n"
+        "with FaceRenderer(stream.neutral, stream.faces, size=64) as renderer:\n"
+        "    assert renderer.render(chunk[0]).std() > 10\n"
+        "print('torch' in sys.modules, 'pyglet' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
 
 
 def test_no_basis_only_for_neutral_offsets():

@@ -118,3 +118,22 @@ def test_output_checks(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "NamedTemporaryFile", refuse)  # root ignores chmod, so simulate
     with pytest.raises(TalkingFacesError, match="Cannot write to .*Permission denied; choose a writable"):
         check_output_writable(tmp_path / "x.mp4")
+
+
+def test_rgbx_images_encode_like_rgb(speech_wav, tmp_path):
+    """The renderer's RGBX layout (fourth byte unused) gives the video its RGB images give."""
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, 64, dtype=np.float32)
+    rgb = [np.stack(np.broadcast_arrays(ramp[None, :], ramp[:, None], np.float32(40 * k)), axis=-1).astype(np.uint8) for k in range(6)]
+    rgbx = [np.concatenate([image, rng.integers(0, 256, image.shape[:2] + (1,), dtype=np.uint8)], axis=-1) for image in rgb]
+    decoded = []
+    for name, images in (("rgb", rgb), ("rgbx", rgbx)):
+        video.write_video(images, tmp_path / f"{name}.mp4", 25.0, 64, speech_wav)
+        reader = imageio_ffmpeg.read_frames(str(tmp_path / f"{name}.mp4"))
+        meta = next(reader)
+        decoded.append(np.stack([np.frombuffer(f, np.uint8).reshape(meta["size"][1], meta["size"][0], 3) for f in reader]))
+    assert decoded[0].shape == (6, 64, 64, 3)
+    assert np.abs(decoded[0].astype(int) - decoded[1]).max() <= 2  # same picture, up to YUV rounding paths
+    assert np.abs(decoded[0].astype(int) - np.stack(rgb)).mean() < 3
+    with pytest.raises(ValueError, match="RGBX"):
+        video.write_video([rgb[0][..., :2]], tmp_path / "bad.mp4", 25.0, 64, speech_wav)

@@ -9,8 +9,6 @@ mesh at zero weights is exactly the user's identity (offsets are added to its ow
 from __future__ import annotations
 
 import hashlib
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,23 +17,15 @@ import torch
 from ..atomic import atomic_write
 from ..aus import NUM_AUS
 from ..basis import AUBasis, basis_from_rows
+from ..cache import cache_dir, cached_array
 from ..devices import resolve_device
 from ..errors import TalkingFacesError
 from ..identity import FLAME_NUM_VERTICES, Identity, warn_unless_metres
 from .checkpoints import DEFAULT_HEADS, load_predictor
 from .predictor import StyleBlendNet
 
-CACHE_ENV = "TALKFACE_CACHE_DIR"
 CACHE_VERSION = b"aublendnet-bases-v2"
 _CHUNK = 1 << 22
-
-
-def cache_dir() -> Path:
-    """`$TALKFACE_CACHE_DIR`, else `$XDG_CACHE_HOME/talking_faces`, else `~/.cache/talking_faces`."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "talking_faces"
 
 
 def file_digest(path: str | Path) -> str:
@@ -116,19 +106,12 @@ def predict_aublendset_cached(
         if not Path(path).is_file():
             raise TalkingFacesError(f"AUBlendNet checkpoint not found: {path}; pass an existing model.pth.tar as {flag}.")
     cached = cache_dir() / "aublendnet" / f"{cache_key(identity.vertices, aublendnet_path, codebook_path, num_heads)}.npy"
-    try:
-        rows = np.load(cached, allow_pickle=False)
-        if rows.shape == (NUM_AUS + 1, identity.vertices.size) and rows.dtype == np.float32:
-            return rows
-    except (OSError, ValueError):
-        pass  # a missing or unreadable entry is a miss
-    model = load_predictor(aublendnet_path, codebook_path, num_heads).to(resolve_device(device))
-    rows = aublendset_rows(model, identity)
-    try:
-        atomic_write(cached, lambda tmp: np.save(tmp, rows))
-    except TalkingFacesError as exc:
-        warnings.warn(f"could not cache AUBlendNet bases ({exc}); set {CACHE_ENV} to a writable folder", stacklevel=2)
-    return rows
+
+    def predict() -> np.ndarray:
+        return aublendset_rows(load_predictor(aublendnet_path, codebook_path, num_heads).to(resolve_device(device)), identity)
+
+    return cached_array(cached, predict, lambda rows: rows.shape == (NUM_AUS + 1, identity.vertices.size) and rows.dtype == np.float32,
+                        "AUBlendNet bases")
 
 
 def predict_basis_cached(

@@ -38,6 +38,12 @@ PROJECTED_LANDMARKS: tuple[str, ...] = (
     "brow_inner_l", "brow_inner_r", "brow_mid_l", "brow_mid_r", "brow_outer_l", "brow_outer_r",
     "nose_tip", "ala_l", "ala_r", "mouth_corner_l", "mouth_corner_r", "upper_lip_centre", "lower_lip_centre", "chin",
 )
+# The mouth's inside (`mouth_interior`, fitted on renders of wide-open mouths at the default poses):
+# half-widths at the nose tip (x the mouth's half-width), at its widest (the mouth's half-width + x eye
+# distances) and below the chin (x the mouth's); where it is widest (fraction of the way from the
+# mouth corners down to the chin); in eye distances, how far below the chin and behind the mouth
+# corners it lies.
+INTERIOR_WIDTH, INTERIOR_WIDEST, INTERIOR_BELOW_CHIN, INTERIOR_DEPTH = (1.0, 0.45, 1.0), 0.7, 0.2, 0.6
 FLAME_SHAPE_COMPONENTS = 50  # identity coefficients drawn for a random FLAME head
 FLAME_SHAPE_SIGMA = 1.0  # their spread, in the model's (unit-variance) coefficient units
 
@@ -57,6 +63,8 @@ class FaceIdentity:
         pivot: `(3,)` centre of the head rotations.
         anchors: landmark name -> vertex indices whose mean displacement moves it, or None without landmarks.
         anchor_points: `(K, 3)` neutral positions of `PROJECTED_LANDMARKS`, or None.
+        interior: `(4, 3)` corners of the dark quad inside the head seen through an open mouth
+            (`FaceRenderer.set_interior`), or None without landmarks.
     """
 
     name: str
@@ -69,6 +77,7 @@ class FaceIdentity:
     pivot: np.ndarray
     anchors: dict[str, np.ndarray] | None
     anchor_points: np.ndarray | None
+    interior: np.ndarray | None = None
 
     def landmark_positions(self, offsets: np.ndarray) -> np.ndarray | None:
         """`(K, 3)` positions of `PROJECTED_LANDMARKS` for a displacement `(V, 3)` from the neutral."""
@@ -110,7 +119,22 @@ def assemble(name: str, neutral: np.ndarray, faces: np.ndarray | None, offsets: 
         anchor_points.append(points[landmark])
     return FaceIdentity(name, neutral, np.asarray(faces, dtype=np.int64), offsets.astype(np.float32),
                         vertex_albedo(neutral, faces, landmarks), skin, np.stack([low, high]), pivot, anchors,
-                        np.asarray(anchor_points, dtype=np.float64))
+                        np.asarray(anchor_points, dtype=np.float64), mouth_interior(points, eye))
+
+
+def mouth_interior(points: dict[str, np.ndarray], eye: float) -> np.ndarray:
+    """`(6, 3)` corners of a flat hexagon across the head behind the mouth, facing forwards, in order
+    around it: widest between mouth and chin, to fill the views through a fully open mouth at the
+    sampled head poses, and narrower above and below, to stay inside the head everywhere else."""
+    centre_x = 0.5 * (points["mouth_corner_l"][0] + points["mouth_corner_r"][0])
+    mouth = 0.5 * abs(points["mouth_corner_l"][0] - points["mouth_corner_r"][0])
+    mouth_y = 0.5 * (points["mouth_corner_l"][1] + points["mouth_corner_r"][1])
+    top, bottom = points["nose_tip"][1], points["chin"][1] - INTERIOR_BELOW_CHIN * eye
+    depth = 0.5 * (points["mouth_corner_l"][2] + points["mouth_corner_r"][2]) - INTERIOR_DEPTH * eye
+    widest = mouth_y + INTERIOR_WIDEST * (points["chin"][1] - mouth_y)
+    rows = [(top, mouth * INTERIOR_WIDTH[0]), (widest, mouth + INTERIOR_WIDTH[1] * eye), (bottom, mouth * INTERIOR_WIDTH[2])]
+    side = [(centre_x - half, y) for y, half in rows] + [(centre_x + half, y) for y, half in rows[::-1]]
+    return np.array([[x, y, depth] for x, y in side])
 
 
 def _gauss(points: np.ndarray, centre: np.ndarray, sigma: np.ndarray) -> np.ndarray:

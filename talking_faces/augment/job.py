@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,11 +31,12 @@ from talking_faces.appearance import SKIN
 from talking_faces.atomic import atomic_write
 from talking_faces.aus import AU_NAMES
 from talking_faces.errors import TalkingFacesError
-from talking_faces.render import camera_pose, composite, project_points
+from talking_faces.render import PREFETCH_FRAMES, camera_pose, project_points
+from talking_faces.threads import prefetch
 
 from .identities import PROJECTED_LANDMARKS, FaceIdentity, IdentitySource, unique_names
 from .png import encode_png
-from .plan import Sample, Views, background_image, plan_sample, rotation
+from .plan import Sample, Views, backdrop, plan_sample, rotation
 from .prior import AUPrior, occurrence
 
 MANIFEST, LABELS, LANDMARKS = "manifest.json", "labels.csv", "landmarks.csv"
@@ -121,21 +123,21 @@ def sample_done(out: Path, sample: Sample, options: AugmentOptions) -> bool:
     return not options.save_meshes or (out / MESHES / f"{sample.stem}.npy").is_file()
 
 
-def expression_offsets(identity: FaceIdentity, weights: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """`weights @ offsets`, `(V, 3)` float32 (into `out` if given), summing only the active AUs: the
-    others would add exact zeros."""
-    total = np.zeros_like(identity.neutral) if out is None else out
-    total[:] = 0.0
-    for k in np.flatnonzero(weights):
-        total += identity.offsets[k] * weights[k]
-    return total
+def expression_offsets(identity: FaceIdentity, weights: np.ndarray) -> np.ndarray:
+    """`weights @ offsets`, `(V, 3)` float32, summing only the active AUs: the others would add exact zeros."""
+    active = np.flatnonzero(weights)
+    # einsum's own loop: tensordot would call the multi-threaded BLAS, whose idle threads spin on the
+    # cores the draw needs (about 0.5 ms of CPU an image).
+    return np.einsum("k,kvc->vc", weights[active], identity.offsets[active]).astype(np.float32, copy=False)
 
 
-def posed(identity: FaceIdentity, mesh: np.ndarray, sample: Sample) -> np.ndarray:
-    """`(V, 3)` mesh turned by the sample's head pose about the identity's pivot."""
-    turn = rotation(sample.yaw, sample.pitch, sample.roll).astype(np.float32)
-    pivot = identity.pivot.astype(np.float32)
-    return (mesh - pivot) @ turn.T + pivot
+def head_pose(identity: FaceIdentity, sample: Sample) -> np.ndarray:
+    """`(4, 4)` rigid transform of the sample's head pose: its rotation about the identity's pivot."""
+    turn = rotation(sample.yaw, sample.pitch, sample.roll)
+    pose = np.eye(4)
+    pose[:3, :3] = turn
+    pose[:3, 3] = identity.pivot - turn @ identity.pivot
+    return pose
 
 
 @dataclass(frozen=True)
@@ -183,31 +185,36 @@ class _Renderer:
         identity = self.identity(index)
         renderer = self.renderer(identity)
         renderer.frame(identity.frame_box)
-        out, options = Path(self.spec.out), self.spec.options
-        tint = np.ones((len(identity.neutral), 3), dtype=np.float32)
-        albedo, mesh = np.empty_like(tint), np.empty_like(tint)
-        # Compositing, PNG encoding and file writes (numpy, zlib and I/O release the GIL) overlap the next
-        # draw on a second thread; the task returns only once every file is written.
-        with ThreadPoolExecutor(max_workers=1) as writer:
-            written = []
+        renderer.set_interior(identity.interior)
+        out, save_meshes = Path(self.spec.out), self.spec.options.save_meshes
+        skin = identity.albedo * identity.skin[:, None]  # the part a skin tone tints: all but the eyes
+        eyes = identity.albedo - skin
+
+        def prepared():
             for sample in samples:
-                expression_offsets(identity, sample.weights, out=mesh)
+                mesh = expression_offsets(identity, sample.weights)
                 mesh += identity.neutral  # the labels' mesh: neutral + weights @ bases
-                tint[identity.skin] = sample.skin / SKIN
-                rgba = renderer.render_rgba(posed(identity, mesh, sample), lighting=sample.lighting,
-                                            albedo=np.multiply(identity.albedo, tint, out=albedo))
-                written.append(writer.submit(_write_sample, out, sample, rgba, options.size,
-                                             mesh.copy() if options.save_meshes else None))
+                albedo = skin * (sample.skin / SKIN) + eyes
+                pose = head_pose(identity, sample)
+                yield sample, mesh, renderer.prepare(mesh, albedo, sample.lighting, pose), pose, backdrop(sample.background)
+
+        # Blending and shading run on one thread, PNG encoding and file writes on another (numpy, zlib
+        # and I/O release the GIL), while this one draws; background, mouth interior and head pose are
+        # drawn by GL. The task returns once every file is written.
+        with closing(prefetch(prepared(), PREFETCH_FRAMES, name="talkface-augment-shading")) as ready, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="talkface-augment-writer") as writer:
+            written = []
+            for sample, mesh, vertex_data, pose, colours in ready:
+                renderer.set_background(colours)
+                image = renderer.draw(vertex_data, pose, alpha=True)  # RGBX: GL's layout, the fastest read-back
+                written.append(writer.submit(_write_sample, out, sample, image, mesh if save_meshes else None))
             for future in written:
                 future.result()
         return len(samples)
 
 
-def _write_sample(out: Path, sample: Sample, rgba: np.ndarray, size: int, mesh: np.ndarray | None) -> None:
-    background = background_image(sample.background, size)
-    if background.ndim == 1:
-        background = np.round(background * 255).astype(np.uint8)
-    png = encode_png(composite(rgba, background))
+def _write_sample(out: Path, sample: Sample, image: np.ndarray, mesh: np.ndarray | None) -> None:
+    png = encode_png(image)
     atomic_write(out / IMAGES / f"{sample.stem}.png", lambda tmp: tmp.write_bytes(png))
     if mesh is not None:
         atomic_write(out / MESHES / f"{sample.stem}.npy", lambda tmp: np.save(tmp, mesh))
@@ -233,8 +240,8 @@ def landmark_rows(samples: list[Sample], identities: list[FaceIdentity], size: i
         if positions is None:
             rows.append([f"{sample.stem}.png"] + [""] * (2 * len(PROJECTED_LANDMARKS)))
             continue
-        turn = rotation(sample.yaw, sample.pitch, sample.roll)
-        pixels = project_points((positions - identity.pivot) @ turn.T + identity.pivot, camera_pose(identity.frame_box)[0], size)
+        pose = head_pose(identity, sample)
+        pixels = project_points(positions @ pose[:3, :3].T + pose[:3, 3], camera_pose(identity.frame_box)[0], size)
         rows.append([f"{sample.stem}.png"] + [f"{value:.2f}" for value in pixels.reshape(-1)])
     return rows
 

@@ -19,6 +19,7 @@ from .prior import AUPrior
 SKIN_LIGHT = np.array([0.80, 0.50, 0.38], dtype=np.float32)
 SKIN_DARK = np.array([0.09, 0.045, 0.03], dtype=np.float32)
 BACKGROUNDS = ("solid", "gradient", "blobs")
+BACKDROP_GRID = 9  # colours a side of a gradient or blobs background; GL blends linearly between them
 # Lights, relative to the renderer's default rig: key light azimuth/elevation ranges (degrees) and
 # intensity; fill and rim intensities; ambient.
 KEY_AZIMUTH, KEY_ELEVATION, KEY_INTENSITY = (-60.0, 60.0), (-15.0, 60.0), (1.6, 3.4)
@@ -102,8 +103,9 @@ def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return about_z @ about_x @ about_y
 
 
-def background_image(background: tuple[str, np.ndarray, int], size: int) -> np.ndarray:
-    """`(3,)` colour for a solid background, else a `(size, size, 3)` uint8 image: `gradient`, a
+def backdrop(background: tuple[str, np.ndarray, int]) -> np.ndarray:
+    """What `FaceRenderer.set_background` takes: the `(3,)` colour of a solid background, else `(n, n, 3)`
+    colours on a `BACKDROP_GRID` grid, which GL blends linearly across the frame: `gradient`, a
     bilinear blend of random corner colours, or `blobs`, a bicubic blend of a random 4 x 4 grid."""
     from PIL import Image
 
@@ -113,4 +115,4 @@ def background_image(background: tuple[str, np.ndarray, int], size: int) -> np.n
     cells, resample = (2, Image.BILINEAR) if kind == "gradient" else (4, Image.BICUBIC)
     mix = np.random.default_rng(seed).uniform(0.0, 1.0, (cells, cells, 1))
     grid = np.round((colours[0] * (1 - mix) + colours[1] * mix) * 255).astype(np.uint8)
-    return np.asarray(Image.fromarray(grid).resize((size, size), resample))
+    return np.asarray(Image.fromarray(grid).resize((BACKDROP_GRID, BACKDROP_GRID), resample), dtype=np.float32) / 255

@@ -12,7 +12,7 @@ from talking_faces.emotion import SPEC_GRAMMAR
 from talking_faces.errors import TalkingFacesError
 from talking_faces.exporters import EXPORT_HELP, check_export_path
 
-from .common import SAMPLER_HELP, SAMPLES_HELP, SEED_HELP, STEPS_HELP, VQVAE_HELP, app, console, model_options
+from .common import SAMPLER_HELP, SAMPLES_HELP, SEED_HELP, STEPS_HELP, VQVAE_HELP, app, collect_from_here, console, model_options
 
 OUTPUT_SUFFIX = "_talkface.mp4"
 
@@ -107,48 +107,67 @@ def render(
     exports = export or []
     for path in exports:
         check_output_writable(check_export_path(path, inputs=tuple(p for _, p in inputs)))
-    use_backend(gl)  # a missing OpenGL library fails now, not after the animation
+    worker = _speech_worker(model)  # first: it starts Python and imports on the other core meanwhile
+    try:
+        use_backend(gl)  # a missing OpenGL library fails now, not after the animation
 
-    from talking_faces.appearance import vertex_albedo
-    from talking_faces.atomic import staged_outputs
-    from talking_faces.pipeline import load_identity_or_default, render_sample, sample_path, stream_animation, view_rotation
-    from talking_faces.render import FaceRenderer
-    from talking_faces.threads import Background
+        from talking_faces.appearance import vertex_albedo
+        from talking_faces.atomic import staged_outputs
+        from talking_faces.pipeline import load_identity_or_default, render_sample, sample_path, stream_animation, view_rotation
+        from talking_faces.render import FaceRenderer
+        from talking_faces.threads import Background
 
-    face = load_identity_or_default(identity)
-    if face.faces is None:
-        raise TalkingFacesError(
-            f"{identity} is a point cloud (vertices without faces), so it cannot be rendered; "
-            "pass the mesh as OBJ, PLY or NPZ with its triangles."
-        )
-    albedo = vertex_albedo(face.vertices, face.faces)  # eyes and lips, from the identity's landmarks, once
-    # Exports join the stage (gather): every output of the run appears together, or none does.
-    with _stage_progress() as progress, staged_outputs(gather=bool(exports)) as stage:
-        stages = progress.add_task("Starting", total=None)
+        face = load_identity_or_default(identity)
+        if face.faces is None:
+            raise TalkingFacesError(
+                f"{identity} is a point cloud (vertices without faces), so it cannot be rendered; "
+                "pass the mesh as OBJ, PLY or NPZ with its triangles."
+            )
+        albedo = vertex_albedo(face.vertices, face.faces)  # eyes and lips, from the identity's landmarks, once
+        # Exports join the stage (gather): every output of the run appears together, or none does.
+        with _stage_progress() as progress, staged_outputs(gather=bool(exports)) as stage:
+            stages = progress.add_task("Starting", total=None)
 
-        def stage_name(name: str) -> None:
-            progress.update(stages, description=name)
+            def stage_name(name: str) -> None:
+                progress.update(stages, description=name)
 
-        speech = Background(lambda: stream_animation(
-            audio, identity=face, emotion=emotion, model=model, checkpoint=checkpoint, au_basis=au_basis,
-            aublendnet=aublendnet, codebook=codebook, style=style, text=text, fps=fps, device=device, stage=stage_name,
-            seed=seed, num_samples=num_samples, model_options=model_options(sampler, steps, vqvae, phonemes), albedo=albedo,
-            landmarks=landmarks, exports=bool(exports),
-        ), name="talkface-speech")
-        # The GL context and shaders are built while the speech is analysed.
-        with FaceRenderer(face.vertices, face.faces, size=size, gl=gl, albedo=albedo, view=view_rotation(face)) as renderer:
-            animation = speech.result()
-            progress.update(stages, description="Animation ready", total=1, completed=1)
-            for k in range(animation.num_samples):
-                label = "Rendering frames" if animation.num_samples == 1 else f"Rendering sample {k}"
-                frames = progress.add_task(label, total=animation.num_frames)
-                vertices = None if save_vertices is None else stage.path(sample_path(save_vertices, k))
-                render_sample(animation, stage.path(sample_path(out, k)), renderer, vertices, sample=k,
-                              on_frame=lambda: progress.advance(frames))
-        if exports:
-            _export(exports, face, animation, audio, landmarks)
+            speech = Background(lambda: stream_animation(
+                audio, identity=face, emotion=emotion, model=model, checkpoint=checkpoint, au_basis=au_basis,
+                aublendnet=aublendnet, codebook=codebook, style=style, text=text, fps=fps, device=device, stage=stage_name,
+                seed=seed, num_samples=num_samples, model_options=model_options(sampler, steps, vqvae, phonemes), albedo=albedo,
+                landmarks=landmarks, exports=bool(exports), worker=worker,
+            ), name="talkface-speech")
+            # The GL context and shaders are built while the speech is analysed.
+            with FaceRenderer(face.vertices, face.faces, size=size, gl=gl, albedo=albedo, view=view_rotation(face)) as renderer:
+                animation = speech.result()
+                if worker is not None:
+                    worker.close()  # its decoders' memory goes back now, not at the end of the render
+                collect_from_here()
+                progress.update(stages, description="Animation ready", total=1, completed=1)
+                for k in range(animation.num_samples):
+                    label = "Rendering frames" if animation.num_samples == 1 else f"Rendering sample {k}"
+                    frames = progress.add_task(label, total=animation.num_frames)
+                    vertices = None if save_vertices is None else stage.path(sample_path(save_vertices, k))
+                    render_sample(animation, stage.path(sample_path(out, k)), renderer, vertices, sample=k,
+                                  on_frame=lambda: progress.advance(frames))
+            if exports:
+                _export(exports, face, animation, audio, landmarks)
+    finally:
+        if worker is not None:
+            worker.close()
     more = f" and {sample_path(out, 1).name} .. {sample_path(out, num_samples - 1).name}" if num_samples > 1 else ""
     console.print(f"[green]wrote[/] {out}{more} ({animation.num_frames} frames, {animation.duration:.2f} s)")
+
+
+def _speech_worker(model: str):
+    """A worker process for the speech analysis of adapters that hold the GIL for long (the viseme model's
+    pocketsphinx: `speech.speak_apart`), so the renderer starts on the other core meanwhile; else None."""
+    from talking_faces.adapters import ADAPTERS, adapter_class
+    from talking_faces.worker import WorkerProcess
+
+    if not adapter_class(model).speaks_apart:
+        return None
+    return WorkerProcess(f"{model} speech", preload=("talking_faces.speech", ADAPTERS[model].split(":")[0]))
 
 
 def _export(paths: list[Path], face, animation, audio: Path, landmarks: Path | None) -> None:
