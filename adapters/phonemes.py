@@ -25,10 +25,12 @@ ARPABET: tuple[str, ...] = (
 )
 SILENCE = "SIL"
 FRAMES_PER_SECOND = 100.0  # pocketsphinx's frame rate
-# The phone loop decodes at 150 frames/s: each phone HMM needs at least 3 frames, which at 100/s
-# (30 ms) swallows the short closures of fast speech; 150/s found 71% instead of 49% of the
-# bilabials of 190 wpm synthetic speech (66% vs 63% at 130 wpm); 175 and 200 found fewer.
-PHONE_LOOP_FRAMES_PER_SECOND = 150.0
+# The phone loop decodes at several frame rates. Each phone HMM needs at least 3 frames, so the rate
+# sets the shortest phone it can hear (30, 24, 20, 17 ms) and where frame edges fall; a short closure
+# that one rate swallows, another often keeps. The first rate gives the phones (150/s alone found 71%
+# instead of 49% of the bilabials of 190 wpm synthetic speech); the bilabials of the others are
+# added (with the words: 88-89% instead of 79-81% of the benchmark's closures; docs/viseme.md).
+PHONE_LOOP_FRAME_RATES: tuple[int, ...] = (150, 125, 175, 100)
 # Alignment fails on long clips with the default beams; see docs/viseme.md.
 ALIGN_BEAM = 1e-80
 # The default language-model weight (6.5) makes allphone search swallow whole words into SIL;
@@ -44,6 +46,16 @@ BILABIAL_MATCH_S = 0.05  # bilabials of two recognisers this close are the same 
 STOP_GAP_S = (0.02, 0.15)  # a silence inside speech this long is a stop's closure
 BURST_RISE_DB = 20.0
 LABIAL_BURST_HZ = 800.0  # labial bursts: centroid under 800 Hz (alveolar ~3 kHz, velar ~1-2.5 kHz)
+VOICELESS_STOP_LIKE = ("T", "K", "TH")  # recognised phones that may hold a voiceless stop's closure and burst
+NON_LABIAL_BURST_HZ = 1500.0  # a recognised P whose burst centroid is this high is not labial (espeak-ng's P: 260-670 Hz)
+ALVEOLAR_BURST_HZ = 2500.0  # ... but T from here up, else K
+# A murmur (nasal or voice bar: voiced with the mouth closed) puts its energy below 400 Hz; with the
+# mouth open, F1 and F2 put it in 400-4000 Hz. espeak-ng's /m n ng/ murmurs: low band 5-10 dB over
+# the mid band; its /w/ -0.5 dB, /l/ -6 dB, vowels -1 to -15 dB.
+MURMUR_LOW_HZ, MURMUR_MID_HZ = (60.0, 400.0), (400.0, 4000.0)
+MURMUR_LOW_OVER_MID_DB = 4.0
+MURMUR_RANGE_DB = 35.0  # and voiced: within 35 dB of the clip's loud steps
+LIP_GLIDES = ("W",)  # recognised phones whose place is the lips; with a murmur they are M
 DITHER_LSB = 2.0  # RMS of the dither added to the 16-bit PCM, about -84 dB below the normalised peak
 
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -127,18 +139,23 @@ def tidy(phones: list[Phone], duration: float) -> list[Phone]:
     return merged or [(SILENCE, 0.0, duration)]
 
 
+def step_rms(audio: np.ndarray) -> tuple[np.ndarray, float]:
+    """`(J,)` 20 ms RMS every 10 ms (step j covers j * 10 ms + 20 ms), and the clip's loud level (its 99th percentile)."""
+    hop = int(SAMPLE_RATE * STEP_S)
+    power = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])
+    starts = np.arange(audio.shape[0] // hop + 1) * hop
+    ends = np.minimum(starts + 2 * hop, audio.shape[0])
+    rms = np.sqrt(np.maximum(power[ends] - power[starts], 0.0) / np.maximum(ends - starts, 1))
+    return rms, float(np.percentile(rms, 99.0)) if rms.size else 0.0
+
+
 def audible_steps(audio: np.ndarray) -> np.ndarray:
     """`(J,)` bool every 10 ms (step j covers j * 10 ms + 20 ms): 20 ms RMS within AUDIBLE_RANGE_DB of the clip's loud steps.
 
     Relative to the 99th-percentile level, so that the recording level does not matter; dither
     and room noise far below the speech are inaudible.
     """
-    hop = int(SAMPLE_RATE * STEP_S)
-    power = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])
-    starts = np.arange(audio.shape[0] // hop + 1) * hop
-    ends = np.minimum(starts + 2 * hop, audio.shape[0])
-    rms = np.sqrt(np.maximum(power[ends] - power[starts], 0.0) / np.maximum(ends - starts, 1))
-    reference = np.percentile(rms, 99.0) if rms.size else 0.0
+    rms, reference = step_rms(audio)
     return (rms > reference * 10.0 ** (-AUDIBLE_RANGE_DB / 20.0)) & (rms > 0)
 
 
@@ -219,7 +236,7 @@ class PhonemeRecognizer:
 
     def __init__(self, ctc=None) -> None:
         self.ctc = ctc
-        self._allphone = None
+        self._allphone: dict[int, object] = {}
         self._aligner = None
         self._words = None
 
@@ -235,18 +252,20 @@ class PhonemeRecognizer:
         return self.recognize(audio) if text is None else self.align(audio, text)
 
     def recognize(self, audio: np.ndarray) -> list[Phone]:
-        """Transcript-free phones: the CTC model when given; else the phone loop, with labial stop gaps
-        (`label_labial_gaps`) and the bilabials of the recognised words force-aligned (`add_bilabials`).
+        """Transcript-free phones: the CTC model when given; else the phone loop at each of
+        PHONE_LOOP_FRAME_RATES with acoustic closure evidence (`label_labial_gaps`,
+        `label_labial_murmurs`), pooled, plus the bilabials of the recognised words force-aligned
+        (`add_bilabials`).
 
-        Each source alone finds about 60% (phone loop) and 40% (words) of the bilabials of synthetic
-        speech; together with the gaps, 70% (docs/viseme.md).
+        On synthetic speech the phone loop at one rate finds about 70% of the bilabials and the
+        words 40%; all pooled, the lips close 91-95% of them (docs/viseme.md).
         """
         if self.ctc is not None:
             return extend_stop_closures(snap_to_sound(self.ctc.phonemes(audio), audible_steps(audio)))
-        phones = label_labial_gaps(self.recognize_phones(audio), audio)
+        loud = step_rms(audio)[1]
+        loops = [closure_evidence(self.recognize_phones(audio, rate), audio, loud) for rate in PHONE_LOOP_FRAME_RATES]
         words = self.recognize_words(audio)
-        aligned = self._align_words(audio, words) if words else None
-        return phones if aligned is None else add_bilabials(phones, aligned)
+        return pool_bilabials(loops + [self._align_words(audio, words) if words else None])
 
     def recognize_words(self, audio: np.ndarray) -> list[str]:
         """Words heard with pocketsphinx's bundled US English language model (fillers dropped)."""
@@ -256,18 +275,19 @@ class PhonemeRecognizer:
         hypothesis = self._words.hyp()
         return transcript_words(hypothesis.hypstr) if hypothesis is not None else []
 
-    def recognize_phones(self, audio: np.ndarray) -> list[Phone]:
-        """Phone recognition: allphone search with the phone language model."""
+    def recognize_phones(self, audio: np.ndarray, rate: int = PHONE_LOOP_FRAME_RATES[0]) -> list[Phone]:
+        """Phone recognition: allphone search with the phone language model, at `rate` frames/s."""
         from pocketsphinx import get_model_path
 
-        if self._allphone is None:
+        if rate not in self._allphone:
             # No dictionary: a phone loop needs none, and reading CMUdict costs 0.08 s a decoder.
-            self._allphone = _decoder(allphone=get_model_path("en-us/en-us-phone.lm.bin"), lw=ALLPHONE_LM_WEIGHT,
-                                      frate=int(PHONE_LOOP_FRAMES_PER_SECOND), dict=None)
-        _decode(self._allphone, to_pcm16(audio))
-        segments = self._allphone.seg() or []  # None when the clip is too short to decode
+            self._allphone[rate] = _decoder(allphone=get_model_path("en-us/en-us-phone.lm.bin"),
+                                            lw=ALLPHONE_LM_WEIGHT, frate=rate, dict=None)
+        decoder = self._allphone[rate]
+        _decode(decoder, to_pcm16(audio))
+        segments = decoder.seg() or []  # None when the clip is too short to decode
         frames = [(seg.word, seg.start_frame, seg.end_frame + 1) for seg in segments]
-        phones = _to_seconds(frames, audio, PHONE_LOOP_FRAMES_PER_SECOND)
+        phones = _to_seconds(frames, audio, rate)
         return extend_stop_closures(snap_to_sound(phones, audible_steps(audio)))
 
     def align(self, audio: np.ndarray, text: str) -> list[Phone]:
@@ -414,15 +434,16 @@ def burst_centroid(audio: np.ndarray, start: float, end: float) -> float | None:
     return float((freqs * power).sum() / max(power.sum(), 1e-20))
 
 
-def label_labial_gaps(phones: list[Phone], audio: np.ndarray) -> list[Phone]:
+def label_labial_gaps(phones: list[Phone], audio: np.ndarray, stop_like: tuple[str, ...] = VOICELESS_STOP_LIKE) -> list[Phone]:
     """Relabel as P each stop closure whose release burst is labial (low and diffuse).
 
-    Closures are short silences between two speech phones (STOP_GAP_S) and the voiceless stops T
-    and K the recogniser heard. A labial release has no front cavity to resonate, so its burst
-    carries little high-frequency energy (centroid under LABIAL_BURST_HZ), unlike the ~3 kHz burst
-    of T or the compact 1-2.5 kHz burst of K. Voiced D and G are left alone: their voicing pulls
-    any burst's centroid down. A gap that ends in a voiced onset with no burst (a glottal stop)
-    looks labial to this test too.
+    Closures are short silences between two speech phones (STOP_GAP_S) and the voiceless phones
+    `stop_like` (T, K and TH) the recogniser heard (a TH that holds a silent gap and a burst is a stop, not a
+    fricative). A labial release has no front cavity to resonate, so its burst carries little
+    high-frequency energy (centroid under LABIAL_BURST_HZ), unlike the ~3 kHz burst of T or the
+    compact 1-2.5 kHz burst of K. Voiced D, G and DH are left alone: their voicing pulls any
+    burst's centroid down. A gap that ends in a voiced onset with no burst (a glottal stop) looks
+    labial to this test too.
     """
     out = list(phones)
     for k in range(1, len(out) - 1):
@@ -431,13 +452,76 @@ def label_labial_gaps(phones: list[Phone], audio: np.ndarray) -> list[Phone]:
             if not (STOP_GAP_S[0] <= end - start <= STOP_GAP_S[1]) or SILENCE in (out[k - 1][0], out[k + 1][0]):
                 continue
             centroid = burst_centroid(audio, start, end)
-        elif name in ("T", "K"):
+        elif name in stop_like:
             centroid = burst_centroid(audio, max(start - STOP_GAP_S[0], 0.0), end)
         else:
             continue
         if centroid is not None and centroid < LABIAL_BURST_HZ:
             out[k] = ("P", start, end)
     return out
+
+
+def relabel_non_labial_bursts(phones: list[Phone], audio: np.ndarray) -> list[Phone]:
+    """Relabel as T or K each recognised P whose release burst is clearly not labial.
+
+    The converse of `label_labial_gaps`: a burst with its spectral centroid at NON_LABIAL_BURST_HZ
+    or above comes from a front cavity, so the stop is T (ALVEOLAR_BURST_HZ and up) or K. A P
+    without a burst (a nasal's neighbour, a pause's edge) is left as it is.
+    """
+    out = list(phones)
+    for k, (name, start, end) in enumerate(out):
+        if name != "P":
+            continue
+        centroid = burst_centroid(audio, max(start - STOP_GAP_S[0], 0.0), end)
+        if centroid is not None and centroid >= NON_LABIAL_BURST_HZ:
+            out[k] = ("T" if centroid >= ALVEOLAR_BURST_HZ else "K", start, end)
+    return out
+
+
+def murmur_fraction(audio: np.ndarray, start: float, end: float, loud: float) -> float:
+    """Fraction of the 10 ms frames (5 ms apart) in `[start, end]` s that are a murmur: within
+    MURMUR_RANGE_DB of the clip's loud level `loud` (RMS), and with the energy in MURMUR_LOW_HZ
+    MURMUR_LOW_OVER_MID_DB or more over MURMUR_MID_HZ."""
+    hop, window = SAMPLE_RATE // 200, SAMPLE_RATE // 100
+    piece = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)].astype(np.float64)
+    count = (piece.shape[0] - window) // hop + 1
+    if count < 1 or loud <= 0:
+        return 0.0
+    frames = piece[np.arange(window)[None, :] + hop * np.arange(count)[:, None]]
+    power = np.abs(np.fft.rfft(frames * np.hanning(window), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(window, 1.0 / SAMPLE_RATE)
+    low = power[:, (freqs >= MURMUR_LOW_HZ[0]) & (freqs < MURMUR_LOW_HZ[1])].sum(axis=1)
+    mid = power[:, (freqs >= MURMUR_MID_HZ[0]) & (freqs < MURMUR_MID_HZ[1])].sum(axis=1)
+    voiced = np.mean(frames**2, axis=1) > (loud * 10.0 ** (-MURMUR_RANGE_DB / 20.0)) ** 2
+    murmur = voiced & (low > mid * 10.0 ** (MURMUR_LOW_OVER_MID_DB / 10.0))
+    return float(murmur.mean())
+
+
+def label_labial_murmurs(phones: list[Phone], audio: np.ndarray, loud: float) -> list[Phone]:
+    """Relabel as M each LIP_GLIDES phone (W) that is mostly murmur: lips as its place, a closed mouth as its manner.
+
+    Recognisers hear the murmur of M as W (both have the lips as their place and a low second
+    formant), but W is spoken with the mouth open and its first two formants above 400 Hz, while
+    a murmur, with the mouth shut, has its energy below (`murmur_fraction`). `loud` is the clip's
+    loud level (`step_rms`).
+    """
+    return [("M", start, end) if name in LIP_GLIDES and murmur_fraction(audio, start, end, loud) >= 0.5 else (name, start, end)
+            for name, start, end in phones]
+
+
+def closure_evidence(phones: list[Phone], audio: np.ndarray, loud: float) -> list[Phone]:
+    """Recognised `phones` corrected by the acoustic evidence for or against a lip closure: the place
+    of stop bursts (labial or not) and lip-glide murmurs."""
+    return label_labial_murmurs(relabel_non_labial_bursts(label_labial_gaps(phones, audio), audio), audio, loud)
+
+
+def pool_bilabials(sources: list[list[Phone] | None]) -> list[Phone]:
+    """The first source's phones, with each bilabial of the later sources that it lacks (`add_bilabials`); None sources are skipped."""
+    present = [phones for phones in sources if phones is not None]
+    pooled = present[0]
+    for phones in present[1:]:
+        pooled = add_bilabials(pooled, phones)
+    return pooled
 
 
 def add_bilabials(phones: list[Phone], extra: list[Phone]) -> list[Phone]:

@@ -16,12 +16,22 @@ render is the default character with the procedural rig at 30 fps; figures per m
     open_mm   mean lip gap at the centres of open vowels (>= 60 ms)
     shut_mm   mean smallest lip gap in the bilabial closures
     ratio     open_mm / max(shut_mm, 0.1 mm)
+    false     closed runs of frames (gap <= closed) further than 50 ms from every true closure, per true bilabial
     pause_mm  largest lip-vertex distance from rest in pause cores (the worst clip)
     lag_ms    audio-visual offset: median, and the largest |lag| of any clip
     fallback  clips where the aligner fell back (a warning was raised)
 
-Run: `python benchmarks/lipsync.py [--modes text,no-text,loudness] [--json out.json]`
+Run: `python benchmarks/lipsync.py [--modes text,no-text,loudness] [--sentences benchmark|held-out] [--json out.json]`
 (needs the `libespeak-ng1` Debian package).
+
+`--ablation` instead scores the transcript-free sources one against another (each clip decoded
+once): the phone loop at one frame rate or pooled over all PHONE_LOOP_FRAME_RATES, with or without
+the acoustic closure evidence and the recognised words.
+
+`--cost` instead times transcript-free decoding of `assets/sample_speech.wav` step by step (CPU
+seconds, min and median of repeats, and as a real-time factor): the phone loop at each of
+PHONE_LOOP_FRAME_RATES, word recognition and the alignment of the words. The single-rate phone loop
+plus the words is the decoding before several rates were pooled, measured in the same run.
 """
 
 from __future__ import annotations
@@ -34,12 +44,22 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import soxr
 
-from talking_faces.adapters.viseme import LOUDNESS_STEP_S, VisemeAdapter, loudness
-from talking_faces.audio import SAMPLE_RATE
+from talking_faces.adapters.phonemes import (
+    PHONE_LOOP_FRAME_RATES,
+    Phone,
+    PhonemeRecognizer,
+    closure_evidence,
+    label_labial_gaps,
+    pool_bilabials,
+    step_rms,
+)
+from talking_faces.adapters.viseme import LOUDNESS_STEP_S, VisemeAdapter, loudness, speech_weights
+from talking_faces.audio import SAMPLE_RATE, load_audio
 from talking_faces.aus import AU_INDEX, NUM_AUS
 from talking_faces.character import load_default_character
 from talking_faces.eval.lipsync import closures, lip_geometry, pause_cores, pause_motion, av_offset, speech_envelope
@@ -63,6 +83,21 @@ SENTENCES = (
     "Pam, open the cabin, the storm will pass by morning.",
     "Bubbles popped, and my puppy jumped up to grab them.",
 )
+# Held out: written before any transcript-free rule was tuned, and never tuned on (`--sentences held-out`).
+HELD_OUT_SENTENCES = (
+    "Bobby mopped the muddy porch before the big party.",
+    "My pal bought a pair of purple boots in Boston.",
+    "Put the bottle by the lamp, and keep the map open.",
+    "The baby bumped her lip on the metal bench.",
+    "A brave bear climbed up the maple tree by the pond.",
+    "Mark paid the plumber, but the pipe still drips.",
+    "Please bring some milk, a pumpkin, and a bag of beans.",
+    "The bishop improved the map of the old harbour.",
+    "Maybe Paul will borrow my bike for the trip tomorrow.",
+    "Emma stopped by the pub, bought a lemon, and left.",
+    "Bright beams from the lamp bounced off the mirror.",
+)
+SENTENCE_SETS = {"benchmark": SENTENCES, "held-out": HELD_OUT_SENTENCES}
 OPEN_VOWELS = frozenset({"a", "aa", "a#", "A:", "A@", "aI", "aU", "V", "0", "O:", "O", "O@", "E", "e@", "eI"})
 
 
@@ -185,11 +220,11 @@ def _subtract(runs: list[tuple[float, float]], cuts: list[tuple[float, float]]) 
     return out
 
 
-def corpus(espeak: Espeak, seed: int = 0):
+def corpus(espeak: Espeak, sentences: tuple[str, ...] = SENTENCES, seed: int = 0):
     """Yield (sentence, wpm, padding, audio, truth, espeak phoneme events) for every clip of the corpus."""
     rng = np.random.default_rng(seed)
     for wpm in RATES_WPM:
-        for sentence in SENTENCES:
+        for sentence in sentences:
             speech, events = espeak.speak(sentence, wpm)
             audio = np.concatenate([np.zeros(int(LEAD_S * SAMPLE_RATE)), speech, np.zeros(int(TAIL_S * SAMPLE_RATE))])
             events = [(name, t + LEAD_S) for name, t in events]
@@ -212,6 +247,22 @@ def loudness_weights(audio: np.ndarray, fps: float) -> np.ndarray:
     return weights
 
 
+FALSE_CLOSURE_MARGIN_S = 0.05
+
+
+def false_closures(gap: np.ndarray, fps: float, truth: list[tuple[float, float]], closed_gap: float) -> int:
+    """Runs of frames with the lips closed (`gap` (T,) <= `closed_gap`) that come no closer than
+    FALSE_CLOSURE_MARGIN_S to any true closure: the lips shut where nothing bilabial is said."""
+    closed = np.concatenate([[False], gap <= closed_gap, [False]])
+    edges = np.flatnonzero(np.diff(closed.astype(np.int8)))
+    times = np.arange(gap.shape[0]) / fps
+    count = 0
+    for first, stop in zip(edges[::2], edges[1::2]):
+        start, end = times[first], times[stop - 1]
+        count += not any(start < e + FALSE_CLOSURE_MARGIN_S and end > s - FALSE_CLOSURE_MARGIN_S for s, e in truth)
+    return count
+
+
 def clip_scores(weights: np.ndarray, lip_offsets: np.ndarray, geometry, audio: np.ndarray, truth: Truth) -> dict:
     """Figures of one render, from `(T, 32)` weights and the basis restricted to the lips `(32, L, 3)`."""
     lips = geometry.rest + np.einsum("tk,klc->tlc", weights, lip_offsets)
@@ -224,7 +275,7 @@ def clip_scores(weights: np.ndarray, lip_offsets: np.ndarray, geometry, audio: n
     duration = audio.shape[0] / SAMPLE_RATE
     return {
         "closed": int(closed.sum()), "bilabials": len(truth.closures), "errors": error[closed].tolist(),
-        "open": opened, "shut": shut,
+        "open": opened, "shut": shut, "false": false_closures(gap, FPS, truth.closures, geometry.closed_gap),
         "pause": pause_motion(lips, geometry.rest, FPS, pause_cores(truth.silences, duration)),
         "lag": av_offset(gap, FPS, speech_envelope(audio)),
     }
@@ -238,18 +289,73 @@ def summarise(rows: list[dict]) -> dict:
         "closure": sum(r["closed"] for r in rows) / max(sum(r["bilabials"] for r in rows), 1),
         "err_ms": 1e3 * float(np.mean(errors)) if errors else float("nan"),
         "open_mm": float(open_mm), "shut_mm": float(shut_mm), "ratio": float(open_mm / max(shut_mm, 0.1)),
+        "false": sum(r["false"] for r in rows) / max(sum(r["bilabials"] for r in rows), 1),
         "pause_mm": 1e3 * max(r["pause"] for r in rows), "lag_median_ms": float(np.median(lags)),
         "lag_worst_ms": float(lags[np.argmax(np.abs(lags))]), "fallback": sum(r.get("fallback", 0) for r in rows),
         "clips": len(rows), "seconds": float(sum(r["seconds"] for r in rows)),
     }
 
 
+def ablation_phones(recognizer: PhonemeRecognizer, audio: np.ndarray) -> dict[str, list[Phone]]:
+    """Transcript-free phones of `audio` from each combination of sources, all from one decoding."""
+    loud = step_rms(audio)[1]
+    loops = [recognizer.recognize_phones(audio, rate) for rate in PHONE_LOOP_FRAME_RATES]
+    words = recognizer.recognize_words(audio)
+    aligned = recognizer._align_words(audio, words) if words else None
+    evidence = [closure_evidence(phones, audio, loud) for phones in loops]
+    return {
+        "1 rate+T/K bursts+words (before)": pool_bilabials([label_labial_gaps(loops[0], audio, ("T", "K")), aligned]),
+        "1 rate+evidence+words": pool_bilabials([evidence[0], aligned]),
+        "4 rates+bursts+words": pool_bilabials([label_labial_gaps(phones, audio) for phones in loops] + [aligned]),
+        "4 rates+evidence": pool_bilabials(evidence),
+        "4 rates+evidence+words (now)": pool_bilabials(evidence + [aligned]),
+    }
+
+
+def decode_costs(audio: np.ndarray, repeats: int) -> dict[str, list[float]]:
+    """CPU seconds of each transcript-free decoding step, `repeats` warm runs each (decoders built first)."""
+    recognizer = PhonemeRecognizer()
+    steps = {f"phone loop {rate}/s": (lambda rate=rate: recognizer.recognize_phones(audio, rate)) for rate in PHONE_LOOP_FRAME_RATES}
+    words = recognizer.recognize_words(audio)
+    steps["words"] = lambda: recognizer.recognize_words(audio)
+    steps["align words"] = lambda: recognizer._align_words(audio, words)
+    costs: dict[str, list[float]] = {name: [] for name in steps}
+    for step in steps.values():
+        step()  # builds the decoder
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.process_time()
+            step()
+            costs[name].append(time.process_time() - start)
+    return costs
+
+
+def print_costs(repeats: int) -> None:
+    audio = load_audio(Path(__file__).resolve().parents[1] / "assets" / "sample_speech.wav")
+    duration = audio.shape[0] / SAMPLE_RATE
+    costs = decode_costs(audio, repeats)
+    single = [sum(run) for run in zip(costs[f"phone loop {PHONE_LOOP_FRAME_RATES[0]}/s"], costs["words"], costs["align words"])]
+    pooled = [sum(run) for run in zip(*costs.values())]
+    rows = {**costs, "before: one rate + words": single, "now: all rates + words": pooled}
+    print(f"{'step':28} {'min s':>6} {'median s':>8} {'RTF':>6}   ({duration:.1f} s of speech, {repeats} runs)")
+    for name, seconds in rows.items():
+        print(f"{name:28} {min(seconds):6.2f} {np.median(seconds):8.2f} {np.median(seconds) / duration:6.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default="text,no-text,loudness")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--sentences", choices=tuple(SENTENCE_SETS), default="benchmark",
+                        help="The benchmark's sentences, or the held-out set that no rule was tuned on.")
     parser.add_argument("--limit", type=int, default=None, help="Use only the first N sentences.")
+    parser.add_argument("--ablation", action="store_true", help="Instead of --modes, score the transcript-free sources.")
+    parser.add_argument("--cost", type=int, default=0, metavar="REPEATS",
+                        help="Instead, time transcript-free decoding of the sample speech, REPEATS runs.")
     args = parser.parse_args()
+    if args.cost:
+        print_costs(args.cost)
+        return
     modes = args.modes.split(",")
     espeak = Espeak()
     identity = load_default_character()
@@ -257,9 +363,14 @@ def main() -> None:
     lip_offsets = build_rig_basis(identity).offsets[:, geometry.lips].astype(np.float64)
     adapter = VisemeAdapter.from_checkpoint(None)
     results: dict[str, dict[str, list]] = {}
-    sentences = set(SENTENCES[: args.limit]) if args.limit else set(SENTENCES)
-    for sentence, wpm, padding, audio, truth, _ in corpus(espeak):
-        if sentence not in sentences:
+    sentences = SENTENCE_SETS[args.sentences][: args.limit]
+    for sentence, wpm, padding, audio, truth, _ in corpus(espeak, sentences):
+        if args.ablation:
+            start = time.process_time()
+            for variant, phones in ablation_phones(adapter.recognizer, audio).items():
+                row = clip_scores(speech_weights(phones, audio, FPS), lip_offsets, geometry, audio, truth)
+                row.update(seconds=time.process_time() - start, sentence=sentence)
+                results.setdefault(variant, {}).setdefault(f"{wpm} wpm {padding}", []).append(row)
             continue
         for mode in modes:
             start = time.process_time()
@@ -275,12 +386,12 @@ def main() -> None:
             if caught:
                 print(f"  {mode} {wpm} {padding}: {sentence!r}: {caught[0].message}", file=sys.stderr)
     table = {mode: {name: summarise(rows) for name, rows in corpora.items()} for mode, corpora in results.items()}
-    header = f"{'mode':9} {'corpus':20} {'closure':>7} {'err_ms':>6} {'open_mm':>7} {'shut_mm':>7} {'ratio':>6} {'pause_mm':>8} {'lag_med':>7} {'lag_max':>7} {'fallbk':>6} {'cpu_s':>6}"
+    header = f"{'mode':32} {'corpus':20} {'closure':>7} {'err_ms':>6} {'open_mm':>7} {'shut_mm':>7} {'ratio':>6} {'false':>6} {'pause_mm':>8} {'lag_med':>7} {'lag_max':>7} {'fallbk':>6} {'cpu_s':>6}"
     print(header)
     for mode, corpora in table.items():
         for name, s in corpora.items():
-            print(f"{mode:9} {name:20} {s['closure']:7.1%} {s['err_ms']:6.1f} {s['open_mm']:7.2f} {s['shut_mm']:7.2f} "
-                  f"{s['ratio']:6.1f} {s['pause_mm']:8.2f} {s['lag_median_ms']:7.0f} {s['lag_worst_ms']:7.0f} {s['fallback']:6d} {s['seconds']:6.1f}")
+            print(f"{mode:32} {name:20} {s['closure']:7.1%} {s['err_ms']:6.1f} {s['open_mm']:7.2f} {s['shut_mm']:7.2f} "
+                  f"{s['ratio']:6.1f} {s['false']:6.1%} {s['pause_mm']:8.2f} {s['lag_median_ms']:7.0f} {s['lag_worst_ms']:7.0f} {s['fallback']:6d} {s['seconds']:6.1f}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"table": table, "clips": results}, handle, indent=1, default=float)
