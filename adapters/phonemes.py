@@ -37,6 +37,7 @@ ALIGN_BEAM = 1e-80
 # 2.0 found 3x more bilabials on the sample speech, and 1.0 another 15% on synthetic speech (docs/viseme.md).
 ALLPHONE_LM_WEIGHT = 1.0
 STEP_S = 0.01
+UTTERANCE_S = 30.0  # longest piece of speech decoded as one utterance without a transcript
 AUDIBLE_RANGE_DB = 45.0  # steps more than 45 dB below the clip's loud steps are silence
 MAX_SNAP_S = 0.15  # speech edges move by at most this much to meet the sound
 STOP_CLOSURE_S = 0.08  # a stop after a pause closes this long before its burst
@@ -149,6 +150,21 @@ def step_rms(audio: np.ndarray) -> tuple[np.ndarray, float]:
     return rms, float(np.percentile(rms, 99.0)) if rms.size else 0.0
 
 
+def utterance_bounds(audio: np.ndarray, longest: float = UTTERANCE_S) -> list[tuple[int, int]]:
+    """`(start, stop)` sample ranges covering `audio`, each at most `longest` seconds, cut at the quietest
+    10 ms step of the last third of each range (a pause between words, in speech)."""
+    rms, _ = step_rms(audio)
+    hop, limit = int(SAMPLE_RATE * STEP_S), int(longest * SAMPLE_RATE)
+    bounds, start = [], 0
+    while audio.shape[0] - start > limit:
+        first, last = (start + 2 * limit // 3) // hop, (start + limit) // hop - 2
+        cut = (first + int(np.argmin(rms[first:last]))) * hop + hop  # the middle of that 20 ms step
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, audio.shape[0]))
+    return bounds
+
+
 def audible_steps(audio: np.ndarray) -> np.ndarray:
     """`(J,)` bool every 10 ms (step j covers j * 10 ms + 20 ms): 20 ms RMS within AUDIBLE_RANGE_DB of the clip's loud steps.
 
@@ -252,6 +268,16 @@ class PhonemeRecognizer:
         return self.recognize(audio) if text is None else self.align(audio, text)
 
     def recognize(self, audio: np.ndarray) -> list[Phone]:
+        """Transcript-free phones of `recognize_utterance`, run on pieces of at most UTTERANCE_S cut at
+        the quietest moments (`utterance_bounds`): pocketsphinx's word search keeps a lattice of the whole
+        utterance (7 GB for ten minutes of speech in one piece); a short clip is one piece."""
+        pieces = []
+        for start, stop in utterance_bounds(audio, UTTERANCE_S):
+            offset = start / SAMPLE_RATE
+            pieces += [(name, begin + offset, end + offset) for name, begin, end in self.recognize_utterance(audio[start:stop])]
+        return tidy(pieces, audio.shape[0] / SAMPLE_RATE)
+
+    def recognize_utterance(self, audio: np.ndarray) -> list[Phone]:
         """Transcript-free phones: the CTC model when given; else the phone loop at each of
         PHONE_LOOP_FRAME_RATES with acoustic closure evidence (`label_labial_gaps`,
         `label_labial_murmurs`), pooled, plus the bilabials of the recognised words force-aligned

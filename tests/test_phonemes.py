@@ -353,3 +353,33 @@ def test_render_takes_a_phoneme_model_folder(tmp_path, speech):
         animate(wav, model_options={"phonemes": tmp_path / "missing"}, device="cpu")
     ctc = _tiny_ctc_folder(tmp_path / "ctc", "wav2vec2")
     assert animate(wav, model_options={"phonemes": ctc}, device="cpu").vertices.shape[0] == 30
+
+
+def test_long_speech_is_decoded_in_pieces_cut_at_pauses(monkeypatch):
+    """Without a transcript, speech longer than UTTERANCE_S is decoded in pieces cut in its pauses, and the
+    pieces' phones join into one contiguous cover of the clip."""
+    from talking_faces.adapters import phonemes
+
+    rng = np.random.default_rng(3)
+    rate = phonemes.SAMPLE_RATE
+    speech = (0.2 * rng.standard_normal(int(7.0 * rate))).astype(np.float32)
+    pauses = [(2.6, 2.8), (5.0, 5.25)]
+    for start, stop in pauses:
+        speech[int(start * rate) : int(stop * rate)] *= 1e-3
+    bounds = phonemes.utterance_bounds(speech, longest=3.0)
+    assert bounds[0][0] == 0 and bounds[-1][1] == speech.shape[0]
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    assert all(stop - start <= 3.0 * rate for start, stop in bounds)
+    cuts = [start / rate for start, _ in bounds[1:]]
+    assert len(cuts) == 2 and all(lo <= cut <= hi for cut, (lo, hi) in zip(cuts, pauses))
+    assert phonemes.utterance_bounds(speech) == [(0, speech.shape[0])]  # shorter than UTTERANCE_S: one piece
+
+    decoded = []
+    monkeypatch.setattr(phonemes, "UTTERANCE_S", 3.0)
+    recognizer = phonemes.PhonemeRecognizer()
+    monkeypatch.setattr(recognizer, "recognize_utterance", lambda piece: decoded.append(piece.shape[0]) or [("AA", 0.1, piece.shape[0] / rate - 0.1)])
+    phones = recognizer.recognize(speech)
+    assert decoded == [stop - start for start, stop in phonemes.utterance_bounds(speech, longest=3.0)]
+    assert phones[0][1] == 0.0 and phones[-1][2] == pytest.approx(speech.shape[0] / rate)
+    assert all(a[2] == pytest.approx(b[1]) for a, b in zip(phones, phones[1:]))
+    assert [name for name, _, _ in phones].count("AA") == 3
