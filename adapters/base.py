@@ -134,6 +134,12 @@ class SpeechAdapter(ABC):
         as the model's own frame count does; the speech path retimes them to the request's rate.
         """
 
+    @classmethod
+    def warm_up(cls, transcript: bool) -> None:
+        """Prepare, in this process, what `speak` will need before the request exists (a worker process
+        started early calls it while its parent reads the audio); `transcript`: whether a text will come.
+        Nothing to prepare by default."""
+
     def check_request(self, request: SpeechRequest) -> None:
         """Raise for a request this adapter cannot honour; warn for a field it will not use."""
         missing = self.requires - request.given

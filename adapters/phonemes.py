@@ -296,19 +296,15 @@ class PhonemeRecognizer:
     def recognize_words(self, audio: np.ndarray) -> list[str]:
         """Words heard with pocketsphinx's bundled US English language model (fillers dropped)."""
         if self._words is None:
-            self._words = _decoder(lm=_default_lm(), bestpath=True)
+            self._words = _decoder(**_words_settings())
         _decode(self._words, to_pcm16(audio))
         hypothesis = self._words.hyp()
         return transcript_words(hypothesis.hypstr) if hypothesis is not None else []
 
     def recognize_phones(self, audio: np.ndarray, rate: int = PHONE_LOOP_FRAME_RATES[0]) -> list[Phone]:
         """Phone recognition: allphone search with the phone language model, at `rate` frames/s."""
-        from pocketsphinx import get_model_path
-
         if rate not in self._allphone:
-            # No dictionary: a phone loop needs none, and reading CMUdict costs 0.08 s a decoder.
-            self._allphone[rate] = _decoder(allphone=get_model_path("en-us/en-us-phone.lm.bin"),
-                                            lw=ALLPHONE_LM_WEIGHT, frate=rate, dict=None)
+            self._allphone[rate] = _decoder(**_allphone_settings(rate))
         decoder = self._allphone[rate]
         _decode(decoder, to_pcm16(audio))
         segments = decoder.seg() or []  # None when the clip is too short to decode
@@ -339,7 +335,7 @@ class PhonemeRecognizer:
     def _align_words(self, audio: np.ndarray, words: list[str]) -> list[Phone] | None:
         """Phones of `words` force-aligned to the audio, with edge repairs; None when pocketsphinx cannot align them."""
         if self._aligner is None:
-            self._aligner = _decoder(beam=ALIGN_BEAM, pbeam=ALIGN_BEAM, wbeam=ALIGN_BEAM)
+            self._aligner = _decoder(**_aligner_settings())
         words = self._known_words(words)
         if not words:
             return None
@@ -404,23 +400,45 @@ def _default_lm() -> str:
 _SPARE_DECODERS: dict[tuple, list] = {}
 
 
-def _decoder(lm: str | None = None, bestpath: bool = False, **settings):
+def _decoder(**settings):
     """A fresh pocketsphinx decoder with these settings: one made ahead of need, else a new one."""
-    key = (lm, bestpath, *sorted(settings.items()))
-    spare = _SPARE_DECODERS.get(key)
-    if spare:
-        return spare.pop()
+    spare = _SPARE_DECODERS.get(tuple(sorted(settings.items())))
+    return spare.pop() if spare else _new_decoder(settings)
+
+
+def _new_decoder(settings: dict):
     from pocketsphinx import Decoder
 
-    # logfn keeps pocketsphinx's C logging off stdout and stderr.
-    return Decoder(lm=lm, bestpath=bestpath, logfn=os.devnull, **settings)
+    # Unless given: no language model and no best-path search (pocketsphinx's defaults have both);
+    # logfn keeps its C logging off stdout and stderr.
+    return Decoder(**{"lm": None, "bestpath": False, **settings}, logfn=os.devnull)
 
 
-def make_decoder_ahead(lm: str | None = None, bestpath: bool = False, **settings) -> None:
-    """Make a decoder that a later `_decoder` call with the same settings gets: loading the acoustic model
-    and the dictionary takes 0.1-0.3 s a decoder, which a worker process spends before its audio arrives."""
-    key = (lm, bestpath, *sorted(settings.items()))
-    _SPARE_DECODERS.setdefault(key, []).append(_decoder(lm, bestpath, **settings))
+def _words_settings() -> dict:
+    return {"lm": _default_lm(), "bestpath": True}
+
+
+def _allphone_settings(rate: int) -> dict:
+    from pocketsphinx import get_model_path
+
+    # No dictionary: a phone loop needs none, and reading CMUdict costs 0.08 s a decoder.
+    return {"allphone": get_model_path("en-us/en-us-phone.lm.bin"), "lw": ALLPHONE_LM_WEIGHT, "frate": rate, "dict": None}
+
+
+def _aligner_settings() -> dict:
+    return {"beam": ALIGN_BEAM, "pbeam": ALIGN_BEAM, "wbeam": ALIGN_BEAM}
+
+
+def make_decoders_ahead(transcript: bool) -> None:
+    """Make now, in this process, the decoders that the next `PhonemeRecognizer.phonemes` call will take:
+    with a transcript the aligner, without one the word decoder, the aligner and a phone loop per frame
+    rate. Loading the acoustic model (and CMUdict) takes 0.1-0.3 s a decoder, which a worker process
+    spends while its parent reads the audio."""
+    wanted = [_aligner_settings()] if transcript else [
+        _words_settings(), _aligner_settings(), *(_allphone_settings(rate) for rate in PHONE_LOOP_FRAME_RATES)
+    ]
+    for settings in wanted:
+        _SPARE_DECODERS.setdefault(tuple(sorted(settings.items())), []).append(_new_decoder(settings))
 
 
 def _decode(decoder, pcm: bytes) -> None:

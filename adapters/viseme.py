@@ -24,7 +24,7 @@ from talking_faces.errors import TalkingFacesError
 from talking_faces.audio import num_output_frames
 
 from .base import SpeechAdapter, SpeechOutput, SpeechRequest
-from .phonemes import BILABIALS, SILENCE, STOP_GAP_S, Phone, PhonemeRecognizer
+from .phonemes import BILABIALS, SILENCE, STOP_GAP_S, Phone, PhonemeRecognizer, make_decoders_ahead
 
 if TYPE_CHECKING:
     import torch
@@ -299,6 +299,11 @@ class VisemeAdapter(SpeechAdapter):
         if options:
             raise TalkingFacesError(f"The viseme model takes only the option phonemes, but got {', '.join(sorted(options))}; remove them.")
         return cls(device, phonemes)
+
+    @classmethod
+    def warm_up(cls, transcript: bool) -> None:
+        """Load pocketsphinx's decoders for the coming request (0.5 s of model loading without a transcript)."""
+        make_decoders_ahead(transcript)
 
     def weights(self, audio: np.ndarray, fps: float, text: str | None = None) -> np.ndarray:
         """`(T, 32)` lip AU weights w_speech at `fps` for `(N,)` 16 kHz audio and an optional transcript."""

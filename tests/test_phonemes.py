@@ -383,3 +383,19 @@ def test_long_speech_is_decoded_in_pieces_cut_at_pauses(monkeypatch):
     assert phones[0][1] == 0.0 and phones[-1][2] == pytest.approx(speech.shape[0] / rate)
     assert all(a[2] == pytest.approx(b[1]) for a, b in zip(phones, phones[1:]))
     assert [name for name, _, _ in phones].count("AA") == 3
+
+
+def test_decoders_made_ahead_are_taken_once_and_decode_like_new_ones(speech):
+    """A worker process makes its decoders before the audio arrives; each is handed out once (a decoder's
+    results depend on what it decoded before), and a recogniser with them gives a fresh one's phones."""
+    from talking_faces.adapters import phonemes
+
+    fresh = PhonemeRecognizer().phonemes(speech)
+    phonemes.make_decoders_ahead(transcript=False)
+    made = {key: list(decoders) for key, decoders in phonemes._SPARE_DECODERS.items() if decoders}
+    assert len(made) == 2 + len(phonemes.PHONE_LOOP_FRAME_RATES)  # words, aligner, one phone loop per rate
+    warm = PhonemeRecognizer()
+    assert warm.phonemes(speech) == fresh
+    assert not any(phonemes._SPARE_DECODERS.values())  # all taken
+    used = {id(d) for d in (warm._words, warm._aligner, *warm._allphone.values())}
+    assert used == {id(d) for decoders in made.values() for d in decoders}
