@@ -24,7 +24,7 @@ from talking_faces.errors import TalkingFacesError
 from talking_faces.audio import num_output_frames
 
 from .base import SpeechAdapter, SpeechOutput, SpeechRequest
-from .phonemes import BILABIALS, SILENCE, STOP_GAP_S, Phone, PhonemeRecognizer, make_decoders_ahead
+from .phonemes import BILABIALS, SILENCE, STOP_GAP_S, Phone, PhonemeRecognizer, allow_word_helper, make_decoders_ahead
 
 if TYPE_CHECKING:
     import torch
@@ -302,8 +302,11 @@ class VisemeAdapter(SpeechAdapter):
 
     @classmethod
     def warm_up(cls, transcript: bool) -> None:
-        """Load pocketsphinx's decoders for the coming request (0.5 s of model loading without a transcript)."""
+        """Load pocketsphinx's decoders for the coming request (0.5 s of model loading without a transcript),
+        and let long utterances search their words in a second process (`allow_word_helper`): this
+        process is a worker whose caller waits, so the other core is free."""
         make_decoders_ahead(transcript)
+        allow_word_helper()
 
     def weights(self, audio: np.ndarray, fps: float, text: str | None = None) -> np.ndarray:
         """`(T, 32)` lip AU weights w_speech at `fps` for `(N,)` 16 kHz audio and an optional transcript."""

@@ -59,7 +59,15 @@ class WorkerProcess:
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """`fn(*args)` computed by the worker, after the jobs sent before; its exception is raised here, and
         its warnings are issued here. Raises UnsendableJob when `fn` or `args` cannot be pickled."""
+        self.submit(fn, *args)
+        return self.result()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Send `fn(*args)` to the worker and return at once; `result()` waits for its value."""
         self._send(fn, args)
+
+    def result(self) -> Any:
+        """The value of the oldest `submit`ted job not yet collected (see `call`)."""
         try:
             for _ in range(self._unread):
                 pickle.load(self._results)

@@ -399,3 +399,21 @@ def test_decoders_made_ahead_are_taken_once_and_decode_like_new_ones(speech):
     assert not any(phonemes._SPARE_DECODERS.values())  # all taken
     used = {id(d) for d in (warm._words, warm._aligner, *warm._allphone.values())}
     assert used == {id(d) for decoders in made.values() for d in decoders}
+
+
+def test_the_word_helper_gives_the_phones_of_one_process(speech, monkeypatch):
+    """In the render's speech worker, long utterances search their words in a second process beside the
+    phone loops: the phones are those of one process, utterance after utterance."""
+    from talking_faces.adapters import phonemes
+
+    clips = [speech, speech[::-1].copy()]
+    here = PhonemeRecognizer()
+    expected = [here.recognize(clip) for clip in clips]
+    monkeypatch.setattr(phonemes, "_WORD_HELPER_ALLOWED", True)
+    monkeypatch.setattr(phonemes, "WORD_HELPER_S", 0.5)
+    split = PhonemeRecognizer()
+    try:
+        assert [split.recognize(clip) for clip in clips] == expected
+        assert split._helper is not None and split._words is None  # the words were searched elsewhere
+    finally:
+        split._helper.close()
