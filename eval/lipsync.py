@@ -10,9 +10,11 @@ alignment of a transcript, or of the recognised words) or, in the benchmark, fro
   `CLOSED_GAP_M` (on FLAME meshes: at most the neutral's gap + `CLOSED_GAP_M`; see `lip_geometry`).
 - `closure_error_ms`: mean absolute time from each closed bilabial's closure centre to the centre
   of the run of frames at the smallest lip gap (to 0.1 mm) within `CLOSURE_SEARCH_S` of it.
-- `pause_motion_mm`: the largest distance of any inner-lip vertex from its rest position over the
+- `pause_motion_mm`: the largest distance of any inner-lip vertex from its resting position over the
   frames of pause cores (silences of at least `PAUSE_MIN_S`, trimmed by `PAUSE_TRIM_S` at each end
-  for natural release and anticipation).
+  for natural release and anticipation). The resting position is each vertex's median over those
+  frames: the neutral's lips in a neutral render, the expression's when an emotion is held (a
+  held smile is not motion).
 - `jitter_mm`: RMS over frames and inner-lip vertices of the second difference
   `|v[t+1] - 2 v[t] + v[t-1]|` (frame-to-frame shake; smooth motion at any speed gives little).
 """
@@ -173,14 +175,16 @@ def pause_cores(silences: list[Interval], duration: float) -> list[Interval]:
     return cores
 
 
-def pause_motion(lips: np.ndarray, rest: np.ndarray, fps: float, cores: list[Interval]) -> float:
-    """Largest inner-lip distance (m) from rest `(L, 3)` over the frames of `cores`; 0 when no frame is in one."""
+def pause_motion(lips: np.ndarray, rest: np.ndarray | None, fps: float, cores: list[Interval]) -> float:
+    """Largest inner-lip distance (m) from rest `(L, 3)` (None: the lips' median over the frames of
+    `cores`) over the frames of `cores`; 0 when no frame is in one."""
     times = np.arange(lips.shape[0]) / fps
     inside = np.zeros(lips.shape[0], bool)
     for start, end in cores:
         inside |= (times >= start) & (times <= end)
     if not inside.any():
         return 0.0
+    rest = np.median(lips[inside], axis=0) if rest is None else rest
     return float(np.linalg.norm(lips[inside] - rest, axis=-1).max())
 
 
@@ -197,14 +201,13 @@ def lipsync_scores(
     bilabials: list[Interval], silences: list[Interval],
 ) -> dict[str, float | int]:
     """The report's figures (milliseconds, millimetres) from lip tracks, audio and the timing of bilabials and silences."""
-    rest = geometry.rest
     closed, error = closures(gap, fps, bilabials, geometry.closed_gap)
     duration = audio.shape[0] / SAMPLE_RATE
     return {
         "offset_ms": 1e3 * av_offset(gap, fps, speech_envelope(audio)),
         "closure_rate": float(closed.mean()) if len(bilabials) else float("nan"),
         "closure_error_ms": 1e3 * float(np.nanmean(error[closed])) if closed.any() else float("nan"),
-        "pause_motion_mm": 1e3 * pause_motion(lips, rest, fps, pause_cores(silences, duration)),
+        "pause_motion_mm": 1e3 * pause_motion(lips, None, fps, pause_cores(silences, duration)),
         "jitter_mm": 1e3 * jitter(lips),
         "bilabials": len(bilabials),
         "frames": int(gap.shape[0]),

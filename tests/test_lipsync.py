@@ -68,6 +68,12 @@ def test_pause_motion_and_jitter_closed_forms():
     assert jitter(lips) == pytest.approx(0.0, abs=1e-12)
     assert pause_motion(lips, rest, FPS, [(0.0, 0.1)]) == pytest.approx(0.003)  # frames 0..3
     assert pause_motion(lips, rest, FPS, []) == 0.0
+    # Without a rest pose, the lips' median over the pause frames: a held expression is not motion.
+    held = np.zeros((30, 4, 3))
+    held[:, :, 0] = 0.004  # a smile held through the clip, 4 mm from the neutral
+    assert pause_motion(held, rest, FPS, [(0.0, 0.1)]) == pytest.approx(0.004)
+    assert pause_motion(held, None, FPS, [(0.0, 0.1)]) == pytest.approx(0.0)
+    assert pause_motion(lips, None, FPS, [(0.0, 0.1)]) == pytest.approx(0.0015)  # frames 0..3 around their median
     shake = np.zeros((30, 4, 3))
     shake[::2, :, 2] = 0.001  # every vertex flips 1 mm a frame: second difference 2 mm
     assert jitter(shake) == pytest.approx(0.002)
