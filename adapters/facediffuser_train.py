@@ -21,7 +21,7 @@ from talking_faces.data.sequences import Sequence
 from talking_faces.errors import TalkingFacesError
 from talking_faces.schedulers import NoiseSchedule, add_noise
 from talking_faces.training import (
-    DistributedContext, EpochResult, TrainOptions, atomic_torch_save, atomic_write_json, load_resume_state, run_epochs,
+    DistributedContext, EpochResult, TrainOptions, atomic_torch_save, atomic_write_json, resume_with, run_epochs,
 )
 
 from .audio_encoders import encoder_config, load_audio_encoder, normalize_audio
@@ -105,11 +105,7 @@ def model_fps(model: torch.nn.Module) -> float:
 
 def resume_or_none(out: str | Path) -> tuple[FaceDiff, Variant, dict] | None:
     """The model, variant and resume state of an interrupted run in `out`, if any."""
-    state = load_resume_state(out)
-    if state is None:
-        return None
-    model, variant = load_facediffuser(Path(out) / state["checkpoint"])
-    return model, variant, state
+    return resume_with(out, load_facediffuser)
 
 
 def train_facediffuser(

@@ -27,7 +27,7 @@ from talking_faces.training import (
     TrainOptions,
     atomic_torch_save,
     atomic_write_json,
-    load_resume_state,
+    resume_with,
     run_epochs,
 )
 
@@ -139,11 +139,7 @@ def _loss(model: torch.nn.Module, sample: TrainingSample, fps: float, device: to
 
 def resume_or_none(out: str | Path) -> tuple[FaceFormer, Conditioning, dict] | None:
     """The model, conditioning and resume state of an interrupted run in `out`, if any."""
-    state = load_resume_state(out)
-    if state is None:
-        return None
-    model, conditioning = load_faceformer(Path(out) / state["checkpoint"])
-    return model, conditioning, state
+    return resume_with(out, load_faceformer)
 
 
 def train_faceformer(

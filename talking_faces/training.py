@@ -111,6 +111,15 @@ def load_resume_state(out: str | Path) -> dict[str, Any] | None:
         raise TalkingFacesError(f"{exc} Or delete {path} to start over.") from None
 
 
+def resume_with(out: str | Path, load: Callable[[Path], tuple]) -> tuple | None:
+    """`(*load(checkpoint), state)` of an interrupted run in `out` (its resume state names the checkpoint
+    that `load` reads, e.g. the model and its conditioning), or None when there is none."""
+    state = load_resume_state(out)
+    if state is None:
+        return None
+    return (*load(Path(out) / state["checkpoint"]), state)
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     """Hyper-parameters of the upstream recipes (FaceFormer's defaults; FaceDiffuser runs 50 epochs)."""
