@@ -428,8 +428,12 @@ _SPARE_DECODERS: dict[tuple, list] = {}
 
 def _decoder(**settings):
     """A fresh pocketsphinx decoder with these settings: one made ahead of need, else a new one."""
-    spare = _SPARE_DECODERS.get(tuple(sorted(settings.items())))
+    spare = _SPARE_DECODERS.get(_decoder_key(settings))
     return spare.pop() if spare else _new_decoder(settings)
+
+
+def _decoder_key(settings: dict) -> tuple:
+    return tuple(sorted(settings.items()))
 
 
 def _new_decoder(settings: dict):
@@ -483,7 +487,7 @@ def make_decoders_ahead(transcript: bool) -> None:
         _words_settings(), _aligner_settings(), *(_allphone_settings(rate) for rate in PHONE_LOOP_FRAME_RATES)
     ]
     for settings in wanted:
-        _SPARE_DECODERS.setdefault(tuple(sorted(settings.items())), []).append(_new_decoder(settings))
+        _SPARE_DECODERS.setdefault(_decoder_key(settings), []).append(_new_decoder(settings))
 
 
 def _decode(decoder, pcm: bytes) -> None:

@@ -188,8 +188,8 @@ class _MovingRegion:
     normals and colours are recomputed for `vertices` (the moving ones and their neighbours) only."""
 
     renderer: FaceRenderer
-    still: np.ndarray  # (V,) bool
-    neutral: np.ndarray  # (V, 3) the renderer's neutral, as given
+    still: np.ndarray  # (s,) indices of the vertices that must stay at the neutral
+    still_neutral: np.ndarray  # (s, 3) their neutral positions, as given
     vertices: np.ndarray  # (m,) indices
     faces: np.ndarray  # (f, 3) faces touching a moving vertex, indices into `vertices`
     incidence: scipy.sparse.csr_matrix  # (m, f)
@@ -199,7 +199,7 @@ class _MovingRegion:
     def prepare(self, vertices: np.ndarray) -> np.ndarray:
         """`FaceRenderer.prepare(vertices)`, computed on the region when the still vertices did not move."""
         renderer = self.renderer
-        if not np.array_equal(vertices[self.still], self.neutral[self.still]):
+        if not np.array_equal(np.take(vertices, self.still, axis=0), self.still_neutral):
             return renderer.prepare(vertices)
         positions = np.ascontiguousarray(renderer._turned(vertices[self.vertices]), dtype=np.float32)
         vertex_data = renderer._rest.copy()
@@ -356,11 +356,12 @@ class FaceRenderer:
             return None
         local = np.full(moving.size, -1, dtype=np.int64)
         local[region] = np.arange(region.size)
+        region_faces = local[self._faces[touching]]
         still_faces = self._faces[~touching]
         rest_normals = vertex_normals_operator(still_faces, moving.size) @ _face_normals(self._rest[:, :3], still_faces)
         return _MovingRegion(
-            renderer=self, still=~moving, neutral=self._neutral, vertices=region, faces=local[self._faces[touching]],
-            incidence=vertex_normals_operator(local[self._faces[touching]], region.size),
+            renderer=self, still=np.flatnonzero(~moving), still_neutral=self._neutral[~moving], vertices=region,
+            faces=region_faces, incidence=vertex_normals_operator(region_faces, region.size),
             rest_normals=rest_normals[region].astype(np.float32), albedo=self._albedo if self._albedo.ndim == 1 else self._albedo[region],
         )
 
