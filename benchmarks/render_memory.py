@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import soundfile
+from process_tree import watch
 
 ROOT = Path(__file__).resolve().parents[1]
 POLL_S = 0.05
@@ -36,54 +35,14 @@ def looped_speech(seconds: float, path: Path) -> Path:
     return path
 
 
-def _status_kb(pid: int, field: str) -> int:
-    try:
-        line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith(field))
-        return int(line.split()[1])
-    except (OSError, StopIteration, ValueError):  # gone, or exiting
-        return 0
-
-
-def _descendants(root: int) -> list[int]:
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    found, frontier = [], [root]
-    while frontier:
-        children = [pid for pid, parent in parents.items() if parent in frontier]
-        found += children
-        frontier = children
-    return found
-
-
-def peak_memory(command: list[str]) -> tuple[float, float, float]:
-    """(talkface VmHWM MB, peak summed RSS of it and its descendants MB, wall s) of one run of `command`."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    hwm_kb = tree_kb = 0
-    while True:
-        hwm_kb = max(hwm_kb, _status_kb(process.pid, "VmHWM:"))
-        tree_kb = max(tree_kb, sum(_status_kb(pid, "VmRSS:") for pid in [process.pid, *_descendants(process.pid)]))
-        pid, wait_status, _ = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            break
-        time.sleep(POLL_S)
-    if os.waitstatus_to_exitcode(wait_status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed: {process.stderr.read().decode()[-2000:]}")
-    return hwm_kb / 1024, max(tree_kb, hwm_kb) / 1024, time.perf_counter() - start
-
-
 def run(talkface: str, seconds: list[float], size: int, folder: Path) -> list[tuple[float, float, float, float]]:
     rows = []
     for length in seconds:
         audio = looped_speech(length, folder / f"speech_{length:g}.wav")
         command = [talkface, "render", str(audio), "--size", str(size), "--emotion", "happy:0.6",
                    "--out", str(folder / "out.mp4"), "--save-vertices", str(folder / "v.npy")]
-        hwm, tree, wall = peak_memory(command)
+        usage = watch(command, POLL_S)
+        hwm, tree, wall = usage.peak_mb, usage.peak_tree_mb, usage.wall_s
         rows.append((length, hwm, tree, wall))
         print(f"  {talkface}: {length:g} s -> {hwm:.0f} MB (with its worker and ffmpeg {tree:.0f} MB), {wall:.0f} s wall", flush=True)
         for output in ("out.mp4", "v.npy"):
