@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/render_speed.py [--repeats 3] [--size 512] [--bare-frames 150]
 
-Measured in one run, each `--repeats` times (min and median reported):
+Measured in one run, each `--repeats` times (min, median and max reported):
 1. bare draw: one reused `FaceRenderer`, a new vertex buffer uploaded each frame (positions and
    colours precomputed), drawn and read back in the fastest layout (RGBX; pyrender's own RGB read
    back is 0.35 ms slower at 512²): the limit of the GL backend on this machine;
@@ -158,7 +158,7 @@ def writer_only_fps(renderer, animation, folder: Path) -> float:
 
 
 def summary(values: list[float]) -> str:
-    return f"min {min(values):.2f}, median {statistics.median(values):.2f}"
+    return f"min {min(values):.2f}, median {statistics.median(values):.2f}, max {max(values):.2f}"
 
 
 def main() -> None:
@@ -212,7 +212,7 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     frames = vertices.shape[0]
     print(f"machine: {machine()}; {args.size}² frames at {FPS:g} fps; load average {load:.1f} before the run; {args.repeats} repeats")
-    print("| measure | value (min, median) | target |")
+    print("| measure | value (min, median, max) | target |")
     print("|---|---|---|")
     print(f"| bare draw (reused renderer, new vertices each frame, RGBX read-back): the reference below | {summary(bare)} fps | |")
     print(f"| bare draw: CPU a frame (the rasteriser's threads included) | {summary(rows['bare_cpu'])} ms | |")
