@@ -321,10 +321,14 @@ class FaceRenderer:
         the renderer's neutral, and then only the region around the moving ones is shaded anew (half
         the default character: its back, ears and neck never move).
         """
+        from threadpoolctl import threadpool_limits
+
         region = None if moving is None else self._moving_region(np.asarray(moving, dtype=bool))
         prepare = self.prepare if region is None else region.prepare
         prepared = (prepare(vertices) for _, chunk in chunks for vertices in chunk)
-        with closing(prefetch(prepared, PREFETCH_FRAMES, name="talkface-shading")) as ready:
+        # One BLAS thread while the loop runs: OpenBLAS's workers spin between the small products of
+        # composition and shading, taking about 2 ms of CPU a frame from the rasteriser (render_speed.py).
+        with threadpool_limits(limits=1, user_api="blas"), closing(prefetch(prepared, PREFETCH_FRAMES, name="talkface-shading")) as ready:
             for vertex_data in ready:
                 yield self.draw(vertex_data, alpha=True)
 
