@@ -201,3 +201,22 @@ def test_moving_region_shades_like_the_whole_mesh(sphere, sphere_renderer):
     fast = list(sphere_renderer.render_chunks(chunks, moving))
     assert all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(whole, fast))
     assert sphere_renderer._moving_region(np.ones(vertices.shape[0], bool)) is None  # nothing to save
+
+
+def test_render_loop_runs_blas_on_one_thread(sphere, sphere_renderer):
+    """While `render_chunks` runs, numpy's BLAS has one thread (its spinning workers would take the
+    rasteriser's cores); afterwards the user's setting is back."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    if not blas_threads():
+        pytest.skip("numpy is not linked to a BLAS that threadpoolctl can control")
+    frames = np.stack([sphere[0]] * 3)
+    with threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core machine (clamped to this one's cores)
+        before = blas_threads()
+        during = [blas_threads() for _ in sphere_renderer.render_chunks([(0, frames)])]
+        after = blas_threads()
+    assert during == [{1}] * 3
+    assert after == before
