@@ -21,27 +21,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import soundfile
 from process_tree import watch
-
-ROOT = Path(__file__).resolve().parents[1]
-POLL_S = 0.05
-
-
-def looped_speech(seconds: float, path: Path) -> Path:
-    samples, rate = soundfile.read(str(ROOT / "assets" / "sample_speech.wav"), dtype="float32")
-    soundfile.write(str(path), np.resize(samples, int(round(seconds * rate))), rate)
-    return path
+from render_speed import speech
 
 
 def run(talkface: str, seconds: list[float], size: int, folder: Path) -> list[tuple[float, float, float, float]]:
     rows = []
     for length in seconds:
-        audio = looped_speech(length, folder / f"speech_{length:g}.wav")
+        audio = speech(length, folder / f"speech_{length:g}.wav")
         command = [talkface, "render", str(audio), "--size", str(size), "--emotion", "happy:0.6",
                    "--out", str(folder / "out.mp4"), "--save-vertices", str(folder / "v.npy")]
-        usage = watch(command, POLL_S)
+        usage = watch(command)
         hwm, tree, wall = usage.peak_mb, usage.peak_tree_mb, usage.wall_s
         rows.append((length, hwm, tree, wall))
         print(f"  {talkface}: {length:g} s -> {hwm:.0f} MB (with its worker and ffmpeg {tree:.0f} MB), {wall:.0f} s wall", flush=True)

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -84,12 +85,8 @@ def bare_fps(renderer, vertices: np.ndarray, frames: int, rgbx: bool = True) -> 
     milliseconds a frame (the rasteriser's threads included)."""
     prepared = [renderer.prepare(v) for v in vertices[:frames]]
     renderer.draw(prepared[0], alpha=rgbx)
-    cpu = process_cpu()
-    start = time.perf_counter()
-    for data in prepared:
-        renderer.draw(data, alpha=rgbx)
-    wall = time.perf_counter() - start
-    return len(prepared) / wall, 1e3 * (process_cpu() - cpu) / len(prepared)
+    wall, cpu = timed(lambda: [renderer.draw(data, alpha=rgbx) for data in prepared])
+    return len(prepared) / wall, 1e3 * cpu / len(prepared)
 
 
 def loop_fps(renderer, animation, folder: Path) -> tuple[float, float]:
@@ -97,17 +94,19 @@ def loop_fps(renderer, animation, folder: Path) -> tuple[float, float]:
     milliseconds a frame: this process's threads (the rasteriser's included) and ffmpeg."""
     from talking_faces.video import render_mp4
 
-    cpu = process_cpu()
-    start = time.perf_counter()
-    render_mp4(animation, folder / "loop.mp4", renderer=renderer)
-    wall = time.perf_counter() - start
-    return animation.num_frames / wall, 1e3 * (process_cpu() - cpu) / animation.num_frames
+    wall, cpu = timed(lambda: render_mp4(animation, folder / "loop.mp4", renderer=renderer))
+    return animation.num_frames / wall, 1e3 * cpu / animation.num_frames
 
 
-def process_cpu() -> float:
-    """CPU seconds of this process (all threads) and of the children it has waited for."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+def timed(work: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds of `work()`: the CPU of this process's threads and of the children it waited for."""
+    def cpu() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    cpu_start, start = cpu(), time.perf_counter()
+    work()
+    return time.perf_counter() - start, cpu() - cpu_start
 
 
 def serial_loop_fps(renderer, animation, folder: Path) -> float:
