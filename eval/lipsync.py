@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from talking_faces.adapters.phonemes import BILABIALS, SILENCE
 from talking_faces.audio import SAMPLE_RATE
 from talking_faces.errors import TalkingFacesError
 from talking_faces.identity import Identity
@@ -41,7 +42,6 @@ ENVELOPE_STEP_S = 0.01
 ENVELOPE_WINDOW_S = 0.04
 ENVELOPE_RANGE_DB = 40.0  # envelope floor, below the clip's loudest 40 ms
 MAX_OFFSET_S = 0.5
-BILABIALS = frozenset({"P", "B", "M"})
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def lipsync_scores(
 def phone_timings(phones: list[tuple[str, float, float]]) -> tuple[list[Interval], list[Interval]]:
     """Bilabial intervals and silence intervals of contiguous `(phone, start, end)` phones."""
     bilabials = [(s, e) for name, s, e in phones if name in BILABIALS]
-    silences = [(s, e) for name, s, e in phones if name == "SIL"]
+    silences = [(s, e) for name, s, e in phones if name == SILENCE]
     return bilabials, silences
 
 

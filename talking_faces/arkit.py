@@ -18,7 +18,7 @@ import numpy as np
 from .aus import AU_INDEX
 from .head_landmarks import HeadAnalysis
 from .identity import Identity
-from .rig import TARGET_MAX_MM
+from .rig import TARGET_MAX_MM, smoothstep
 
 # Apple's order (ARFaceAnchor.BlendShapeLocation, alphabetical).
 ARKIT_NAMES: tuple[str, ...] = (
@@ -87,18 +87,13 @@ SIDE_MASK_WIDTH = 0.25  # eye distances either side of the symmetry plane
 TONGUE_OUT = 0.3  # eye distances the tongue slides forward
 
 
-def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
-    u = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
-    return u * u * (3.0 - 2.0 * u)
-
-
 def side_masks(canonical: np.ndarray, analysis: HeadAnalysis) -> dict[str, np.ndarray]:
     """Region weights `(V,)` of canonical points `(V, 3)`: "l"/"r" sides (summing to 1), "upper"/"lower" lips, "lips"."""
     lm = analysis.landmarks
     distance = lm.eye_distance
-    left = _smoothstep(-SIDE_MASK_WIDTH * distance, SIDE_MASK_WIDTH * distance, canonical[:, 0] - lm.symmetry_x)
+    left = smoothstep(-SIDE_MASK_WIDTH * distance, SIDE_MASK_WIDTH * distance, canonical[:, 0] - lm.symmetry_x)
     mouth = 0.5 * (lm.points["upper_lip_centre"] + lm.points["lower_lip_centre"])
-    upper = _smoothstep(-0.03 * distance, 0.03 * distance, canonical[:, 1] - mouth[1])
+    upper = smoothstep(-0.03 * distance, 0.03 * distance, canonical[:, 1] - mouth[1])
     near = np.clip(1.0 - (np.linalg.norm(canonical - mouth, axis=1) / (0.7 * distance)) ** 2, 0.0, None) ** 2
     return {"l": left, "r": 1.0 - left, "upper": upper, "lower": 1.0 - upper, "lips": near * (1.0 - upper)}
 

@@ -170,7 +170,6 @@ class _Detector:
         self.skin_faces = faces[in_skin[faces].all(axis=1)]
         self.loops = [loop for loop in boundary_loops(self.skin_faces) if len(loop) >= 6]
         self.mid_x = mirror_error(points[skin], 0)[1]
-        self.width = float(np.ptp(points[skin, 0]))
 
     # --- eyes -------------------------------------------------------------------------------
     def _eyeballs(self):

@@ -67,9 +67,8 @@ def facing_camera(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
     Judged on the frontmost fifth of the faces (nose, forehead, cheeks), whose normals point to +z.
     """
-    corners = vertices[faces]
-    normals_z = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])[:, 2]
-    depth = corners[:, :, 2].mean(axis=1)
+    normals_z = _face_normals(vertices, faces)[:, 2]
+    depth = vertices[faces, 2].mean(axis=1)
     front = depth >= np.quantile(depth, 0.8)
     return faces if normals_z[front].sum() >= 0 else np.ascontiguousarray(faces[:, ::-1])
 
@@ -128,9 +127,6 @@ class Lighting:
 
 
 DEFAULT_LIGHTING = Lighting.from_pairs(LIGHTS)
-LIGHT_DIRECTIONS = DEFAULT_LIGHTING.directions  # (L, 3)
-LIGHT_INTENSITIES = DEFAULT_LIGHTING.intensities  # (L,)
-HALFWAY = DEFAULT_LIGHTING.halfway  # (L, 3)
 
 
 def shade_vertices(normals: np.ndarray, albedo: np.ndarray = SKIN, lighting: Lighting = DEFAULT_LIGHTING) -> np.ndarray:

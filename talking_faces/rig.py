@@ -23,7 +23,6 @@ from scipy.spatial import cKDTree
 from .aus import AU_INDEX, AU_NAMES, MIRROR_PAIRS, NUM_AUS
 from .basis import AUBasis
 from .character import is_default_character
-from .errors import TalkingFacesError
 from .head_frame import HeadFrame
 from .head_landmarks import HeadAnalysis, analyse_head, read_landmarks_file
 from .identity import Identity

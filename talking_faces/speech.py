@@ -85,24 +85,18 @@ def speak(adapter: SpeechAdapter, request: SpeechRequest) -> SpeechTrack:
 
 
 
-def speak_apart(adapter: SpeechAdapter, request: SpeechRequest, worker: WorkerProcess | None = None) -> SpeechTrack:
-    """`speak`, run in a worker process when the adapter holds the GIL for long (`SpeechAdapter.speaks_apart`).
+def speak_apart(adapter: SpeechAdapter, request: SpeechRequest, worker: WorkerProcess) -> SpeechTrack:
+    """`speak`, run in the worker process `worker` when the adapter holds the GIL for long (`SpeechAdapter.speaks_apart`).
 
     For callers with other work meanwhile: `talkface render` builds its renderer while the speech is
-    analysed, on the second core. Same result as `speak` (the same code runs). `worker`: one already
-    already started (it imports meanwhile), else one is started for this call. Runs in
-    this process when the adapter does not ask for it or the request cannot be sent (a torch generator).
+    analysed, on the second core. Same result as `speak` (the same code runs). Runs in this process
+    when the adapter does not ask for it or the request cannot be sent (a torch generator).
     """
-    from .worker import UnsendableJob, WorkerProcess
+    from .worker import UnsendableJob
 
     if not adapter.speaks_apart:
         return speak(adapter, request)
-    own = worker is None
-    worker = WorkerProcess(f"{adapter.name} speech") if own else worker
     try:
         return worker.call(speak, adapter, request)
     except UnsendableJob:
         return speak(adapter, request)
-    finally:
-        if own:
-            worker.close()

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from talking_faces.atomic import same_file
 from talking_faces.errors import TalkingFacesError
 
 from .common import app, console
@@ -27,7 +28,7 @@ def _analyse(identity: Path, landmarks: Optional[Path]):
 
 
 def _not_the_input(out: Path, identity: Path) -> None:
-    if out.absolute() == identity.absolute() or (out.exists() and identity.exists() and out.samefile(identity)):
+    if same_file(out, identity):
         raise TalkingFacesError(f"The output {out} is the input mesh; choose another output name (inputs are never overwritten).")
 
 

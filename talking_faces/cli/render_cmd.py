@@ -107,7 +107,7 @@ def render(
     exports = export or []
     for path in exports:
         check_output_writable(check_export_path(path, inputs=tuple(p for _, p in inputs)))
-    worker = _speech_worker(model, transcript=text is not None)  # first: it loads its models on the other core meanwhile
+    worker = _speech_worker(model, transcript=text is not None, phonemes=phonemes)  # first: it loads its models on the other core meanwhile
     try:
         use_backend(gl)  # a missing OpenGL library fails now, not after the animation
 
@@ -159,15 +159,15 @@ def render(
     console.print(f"[green]wrote[/] {out}{more} ({animation.num_frames} frames, {animation.duration:.2f} s)")
 
 
-def _speech_worker(model: str, transcript: bool):
+def _speech_worker(model: str, transcript: bool, phonemes: Path | None):
     """A worker process for the speech analysis of adapters that hold the GIL for long (the viseme model's
     pocketsphinx: `speech.speak_apart`), warming up (`SpeechAdapter.warm_up`) while the renderer starts
-    on the other core; else None."""
+    on the other core; else None (also with `--phonemes`: a phoneme-CTC model runs in torch, in this process)."""
     from talking_faces.adapters import adapter_class
     from talking_faces.worker import WorkerProcess
 
     adapter = adapter_class(model)
-    if not adapter.speaks_apart:
+    if not adapter.speaks_apart or phonemes is not None:
         return None
     worker = WorkerProcess(f"{model} speech", preload=("talking_faces.speech",))
     worker.run(adapter.warm_up, transcript)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from talking_faces.aus import AU_NAMES, NUM_AUS
+from talking_faces.atomic import same_file
 from talking_faces.errors import TalkingFacesError
 
 if TYPE_CHECKING:  # the CLI imports this package for its help text: keep it light
@@ -55,7 +56,7 @@ def check_export_path(path: str | Path, inputs: tuple[str | Path | None, ...] = 
     written = [path] + ([path.with_suffix(".wav")] if path.suffix.lower() == ".glb" else [])
     for item in (Path(i) for i in inputs if i is not None):
         for out in written:
-            if out.absolute() == item.absolute():
+            if same_file(out, item):
                 raise TalkingFacesError(f"Exporting {path} would overwrite the input {item}; choose another export name.")
     return path
 
