@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from talking_faces.audio import load_audio
+from talking_faces.data.common import MEAD_EMOTION_NAMES
 from talking_faces.data.sequences import Sequence
 from talking_faces.errors import TalkingFacesError
 from talking_faces.schedulers import NoiseSchedule, add_noise
@@ -28,9 +29,6 @@ from .audio_encoders import encoder_config, load_audio_encoder, normalize_audio
 from .facediffuser import VARIANTS, Variant, condition_vector, load_facediffuser, official_state_dict, sidecar_dict
 from .facediffuser_model import FaceDiff, FaceDiffConfig
 from .faceformer_train import ground_truth_frames
-
-# Canonical emotion names of data.sequences -> the names of the MEAD checkpoint's one-hot.
-MEAD_EMOTION_NAMES = {"surprise": "surprised", "disgust": "disgusted"}
 
 
 def make_variant(dataset: str, sequences: list[Sequence]) -> Variant:

@@ -93,11 +93,6 @@ def sidecar_path(checkpoint: str | Path) -> Path:
     return Path(checkpoint).with_suffix(".json")
 
 
-def _audio_encoder_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """wav2vec2 config overrides read off the tensor shapes."""
-    return encoder_config_from_state(state, "audio_encoder.")
-
-
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
     state = read_checkpoint(path, "FaceFormer")
     state = {LEGACY_RENAMES.get(k, k): v for k, v in state.items() if k not in DROPPED_KEYS}

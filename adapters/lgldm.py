@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from talking_faces.data.common import MEAD_EMOTION_NAMES
 from talking_faces.errors import TalkingFacesError
 from talking_faces.schedulers import (
     SAMPLERS, AncestralDDPMScheduler, DDIMScheduler, NoiseSchedule, draw_noise, make_scheduler,
@@ -37,8 +38,6 @@ MEAD_SPEAKERS = tuple(
     "M035 M037 M039 M040".split()
 )
 NEUTRAL = "neutral"
-# The project's canonical emotion names (data.sequences) where LG-LDM spells them differently.
-EMOTION_ALIASES = {"disgust": "disgusted", "surprise": "surprised"}
 # transformers 4.32's Wav2Vec2 processor (LG-LDM's pin) normalises with variance epsilon 1e-7.
 NORMALIZE_EPS = 1e-7
 # VOCASET's sample script: ddim_sample(..., steps=100) over linspace(-1, 999, 101), stopping at t = 9.
@@ -62,7 +61,7 @@ class Conditioning:
         style_vec = torch.zeros(1, len(self.speakers))
         style_vec[0, self._index(speaker.strip() or self.default_speaker, self.speakers, "speaker")] = 1.0
         emotion = emotion.strip().lower()
-        emotion = EMOTION_ALIASES.get(emotion, emotion)
+        emotion = MEAD_EMOTION_NAMES.get(emotion, emotion)
         if not self.emotions:
             if emotion:
                 raise TalkingFacesError(f"This LG-LDM (VOCASET) has no emotion input; pass --style SUBJECT without ',{emotion}'.")

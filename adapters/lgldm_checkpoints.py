@@ -11,7 +11,6 @@ length instead of being read; the decoder's head count, which no tensor stores, 
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 
 from talking_faces.checkpoints import (
-    check_keys, legacy_weight_norm_names, load_strict, read_checkpoint, rename_legacy_weight_norm,
+    check_keys, count_layers, legacy_weight_norm_names, load_strict, read_checkpoint, rename_legacy_weight_norm,
 )
 from talking_faces.errors import TalkingFacesError
 from talking_faces.schedulers import BUFFER_NAMES
@@ -38,11 +37,6 @@ VQ_HEADS = 8
 MEAD_HEADS, VOCASET_HEADS = 4, 8
 
 
-def _count(state: dict[str, torch.Tensor], pattern: str) -> int:
-    found = {int(m.group(1)) for k in state if (m := re.match(pattern, k))}
-    return max(found) + 1 if found else 0
-
-
 def vqvae_config(state: dict[str, torch.Tensor]) -> MotionVQConfig:
     """Stage-1 dimensions from tensor shapes (the head count, 8, is not stored)."""
     hidden, vertex_dim = state["encoder.vertice_mapping.0.weight"].shape
@@ -51,7 +45,7 @@ def vqvae_config(state: dict[str, torch.Tensor]) -> MotionVQConfig:
     emotion = state.get("encoder.emotion_mapping.0.weight")
     return MotionVQConfig(
         vertex_dim=int(vertex_dim), hidden=int(hidden),
-        num_layers=_count(state, r"encoder\.encoder_transformer\.net\.(\d+)\.") // 2,
+        num_layers=count_layers(state, r"encoder\.encoder_transformer\.net\.(\d+)\.") // 2,
         num_heads=VQ_HEADS,
         intermediate=int(state["encoder.encoder_transformer.net.1.fn.fn.l1.weight"].shape[0]),
         num_codes=int(num_codes), code_dim=int(code_dim),
@@ -95,7 +89,7 @@ def denoiser_config(state: dict[str, torch.Tensor], position_table: torch.Tensor
     return DenoiserConfig(
         feature_dim=f,
         n_head=MEAD_HEADS if emotions else VOCASET_HEADS,
-        num_layers=_count(state, r"transformer_decoder\.layers\.(\d+)\."),
+        num_layers=count_layers(state, r"transformer_decoder\.layers\.(\d+)\."),
         ffn_dim=int(state["transformer_decoder.layers.0.linear1.weight"].shape[0]),
         num_styles=int(state["style_embedd.weight"].shape[1]),
         num_emotions=emotions,

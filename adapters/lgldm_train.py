@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talking_faces.audio import load_audio
+from talking_faces.data.common import MEAD_EMOTION_NAMES
 from talking_faces.data.sequences import Sequence
 from talking_faces.errors import TalkingFacesError
 from talking_faces.schedulers import NoiseSchedule, add_noise
@@ -29,7 +30,7 @@ from talking_faces.training import DistributedContext, EpochResult, TrainOptions
 from .audio_encoders import encoder_config_from_state, load_audio_encoder, normalize_audio
 from .faceformer import VOCASET_SUBJECTS
 from .faceformer_train import TrainingSample
-from .lgldm import EMOTION_ALIASES, MEAD_SPEAKERS, NEUTRAL, NORMALIZE_EPS
+from .lgldm import MEAD_SPEAKERS, NEUTRAL, NORMALIZE_EPS
 from .lgldm_checkpoints import (
     diffusion_payload, load_denoiser, load_vqvae, save_payload, vqvae_payload,
 )
@@ -54,7 +55,7 @@ def speakers_for(dataset: str, sequences: list[Sequence]) -> tuple[str, ...]:
 def emotion_one_hot(emotion: str | None) -> torch.Tensor:
     """`(1, 7)` in LG-LDM's order; neutral or unlabelled -> zeros, as upstream's loader."""
     vector = torch.zeros(1, len(EMOTIONS))
-    name = EMOTION_ALIASES.get(emotion or NEUTRAL, emotion)
+    name = MEAD_EMOTION_NAMES.get(emotion or NEUTRAL, emotion)
     if name in EMOTIONS:
         vector[0, EMOTIONS.index(name)] = 1.0
     return vector

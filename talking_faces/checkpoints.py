@@ -24,6 +24,12 @@ UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+) was not an allowed global")
 LEGACY_WEIGHT_NORM = {".weight_g": ".parametrizations.weight.original0", ".weight_v": ".parametrizations.weight.original1"}
 
 
+def count_layers(state: Mapping[str, torch.Tensor], pattern: str) -> int:
+    """Number of numbered blocks: 1 + the largest index captured by `pattern`'s group 1 in a key; 0 when none matches."""
+    indices = {int(m.group(1)) for k in state if (m := re.match(pattern, k))}
+    return max(indices) + 1 if indices else 0
+
+
 def names(keys: Iterable[str], limit: int = 6) -> str:
     """`a, b, c (+N more)`: a short list of key names for a one-line message."""
     keys = sorted(keys)

@@ -7,13 +7,12 @@ Every dimension comes from the tensors' shapes; only the head count (8 upstream)
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from ..checkpoints import check_keys, load_strict, read_checkpoint
+from ..checkpoints import check_keys, count_layers, load_strict, read_checkpoint
 from ..errors import TalkingFacesError
 from ..training import atomic_torch_save
 from .codebook import AUCodebook, CodebookConfig
@@ -35,18 +34,13 @@ def _shape(state: dict[str, torch.Tensor], key: str, dim: int, default: int) -> 
     return int(tensor.shape[dim]) if tensor is not None and tensor.dim() > dim else default
 
 
-def _count_layers(state: dict[str, torch.Tensor], pattern: str) -> int:
-    indices = {int(m.group(1)) for k in state if (m := re.match(pattern, k))}
-    return max(indices) + 1 if indices else 0
-
-
 def codebook_config(state: dict[str, torch.Tensor], num_heads: int = DEFAULT_HEADS) -> CodebookConfig:
     """Stage-1 dimensions read from tensor shapes (official values where a key is absent)."""
     d = CodebookConfig()
     return CodebookConfig(
         vertex_dim=_shape(state, "encoder.vertice_mapping.0.weight", 1, d.vertex_dim),
         hidden=_shape(state, "encoder.vertice_mapping.0.weight", 0, d.hidden),
-        num_layers=_count_layers(state, r"encoder\.encoder_transformer\.net\.(\d+)\.") // 2 or d.num_layers,
+        num_layers=count_layers(state, r"encoder\.encoder_transformer\.net\.(\d+)\.") // 2 or d.num_layers,
         num_heads=num_heads,
         intermediate=_shape(state, "encoder.encoder_transformer.net.1.fn.fn.l1.weight", 0, d.intermediate),
         num_codes=_shape(state, "quantize.embedding.weight", 0, d.num_codes),
@@ -62,7 +56,7 @@ def predictor_config(state: dict[str, torch.Tensor], num_heads: int = DEFAULT_HE
         vertex_dim=_shape(state, "feature_map.weight", 1, d.vertex_dim),
         feature_dim=_shape(state, "feature_map.weight", 0, d.feature_dim),
         num_tokens=_shape(state, "onehot_feature_map.weight", 0, d.num_tokens),
-        num_layers=_count_layers(state, r"blocks\.(\d+)\.") or d.num_layers,
+        num_layers=count_layers(state, r"blocks\.(\d+)\.") or d.num_layers,
         num_heads=num_heads,
         mlp_hidden=_shape(state, "blocks.0.mlp.fc1.weight", 0, d.mlp_hidden),
         code_width=_shape(state, "feat_map.weight", 0, d.code_width),

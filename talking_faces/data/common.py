@@ -13,6 +13,9 @@ from talking_faces.errors import TalkingFacesError
 
 from .safe_pickle import load_pickle
 
+# Canonical emotion names -> MEAD's folder names (also the names of the MEAD checkpoints' one-hot emotions).
+MEAD_EMOTION_NAMES = {"surprise": "surprised", "disgust": "disgusted"}
+
 
 def canonical_emotion(label: str, source: Path) -> str:
     """A dataset's emotion name (`surprised`, `disgusted`, ...) as one of `talking_faces.aus.EMOTIONS`."""
