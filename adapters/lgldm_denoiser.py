@@ -71,6 +71,8 @@ class LatentDenoiser(nn.Module):
     def __init__(self, config: DenoiserConfig) -> None:
         super().__init__()
         self.config = config
+        self._tables_key: tuple | None = None  # see _frame_tables
+        self._tables: tuple[torch.Tensor, torch.Tensor] | None = None
         f = config.feature_dim
         self.audio_encoder = build_audio_encoder("hubert", **config.audio_encoder)
         self.audio_encoder.feature_extractor._freeze_parameters()  # upstream trains the rest of HuBERT
@@ -128,6 +130,16 @@ class LatentDenoiser(nn.Module):
         table = periodic_encoding(length, c.feature_dim, c.period) if c.periodic_position else sinusoid_table(length, c.feature_dim)
         return table.to(like)
 
+    def _frame_tables(self, frames: int, batch: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The positional table `(frames, F)` and the self-attention bias `(batch * n_head, frames, frames)`,
+        kept for the next call of the same shapes: a sampler calls the denoiser up to 1000 times a clip."""
+        key = (frames, batch, like.dtype, like.device)
+        if self._tables_key != key:
+            c = self.config
+            self._tables = (self.positions(frames, like), biased_mask(c.n_head, frames, c.period).to(like).repeat(batch, 1, 1))
+            self._tables_key = key
+        return self._tables
+
     def forward(
         self,
         latents: torch.Tensor,
@@ -157,8 +169,8 @@ class LatentDenoiser(nn.Module):
         h = self.latent_encoder(x) + style
         if emotion is not None:
             h = h + emotion
-        h = self.position_dropout(h + self.positions(frames, h))
-        tgt_mask = biased_mask(self.config.n_head, frames, self.config.period).to(h).repeat(b, 1, 1)
+        positions, tgt_mask = self._frame_tables(frames, b, h)
+        h = self.position_dropout(h + positions)
         if memory.shape[0] != b:
             memory = memory.expand(b, -1, -1)
         if reference or self.training:
