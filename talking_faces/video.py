@@ -102,14 +102,22 @@ def render_mp4(
     """
     out = Path(out)
     check_output_writable(out)
-    if renderer is None:
-        from .render import FaceRenderer
-
-        check_size(size)
-        neutral = animation.vertices[0] if animation.neutral is None else animation.neutral
-        with FaceRenderer(neutral, animation.faces, size=size, gl=gl, albedo=animation.albedo, view=animation.view) as own:
-            render_mp4(animation, out, on_frame=on_frame, sample=sample, renderer=own, on_chunk=on_chunk)
+    if renderer is not None:
+        _draw_mp4(animation, out, renderer, on_frame, sample, on_chunk)
         return
+    from .render import FaceRenderer
+
+    check_size(size)
+    neutral = animation.vertices[0] if animation.neutral is None else animation.neutral
+    with FaceRenderer(neutral, animation.faces, size=size, gl=gl, albedo=animation.albedo, view=animation.view) as own:
+        _draw_mp4(animation, out, own, on_frame, sample, on_chunk)
+
+
+def _draw_mp4(
+    animation: Animation | AnimationStream, out: Path, renderer: FaceRenderer, on_frame: Callable[[], None] | None,
+    sample: int, on_chunk: Callable[[int, np.ndarray], None] | None,
+) -> None:
+    """`render_mp4`'s frames, drawn with `renderer`."""
     chunks = animation.chunks(sample)
     if on_chunk is not None:
         chunks = _observed(chunks, on_chunk)
