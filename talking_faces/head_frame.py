@@ -157,6 +157,17 @@ def detect_head_frame(vertices: np.ndarray, skin: np.ndarray | None = None) -> H
     return HeadFrame(np.stack([left, up, front]), scale, unit)
 
 
+def detect_mesh_frame(vertices: np.ndarray, faces: np.ndarray) -> HeadFrame | None:
+    """`detect_head_frame` on the largest connected part of a mesh (the head, without separate eyes or
+    teeth); None when its axes cannot be told."""
+    from .landmarks import connected_components
+
+    try:
+        return detect_head_frame(vertices, connected_components(vertices.shape[0], faces)[0])
+    except TalkingFacesError:
+        return None
+
+
 def _front_midline_point(points: np.ndarray, lateral: int, plane: float, front: np.ndarray, width: float) -> np.ndarray:
     midline = np.flatnonzero(np.abs(points[:, lateral] - plane) < 0.04 * width)
     return points[midline[np.argmax(points[midline] @ front)]]

@@ -53,16 +53,10 @@ def view_rotation(identity: Identity) -> np.ndarray | None:
 
     if identity.faces is None or identity.is_flame or is_default_character(identity.vertices):
         return None
-    from .errors import TalkingFacesError
-    from .head_frame import detect_head_frame  # scipy: only for heads that may need turning
-    from .landmarks import connected_components
+    from .head_frame import detect_mesh_frame  # scipy: only for heads that may need turning
 
-    try:
-        skin = connected_components(identity.num_vertices, identity.faces)[0]
-        rotation = detect_head_frame(identity.vertices, skin).rotation
-    except TalkingFacesError:
-        return None
-    return None if np.array_equal(rotation, np.eye(3)) else rotation
+    frame = detect_mesh_frame(identity.vertices, identity.faces)
+    return None if frame is None or np.array_equal(frame.rotation, np.eye(3)) else frame.rotation
 
 
 def seeded_generator(seed: int | None) -> torch.Generator | None:

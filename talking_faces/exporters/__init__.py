@@ -63,17 +63,12 @@ def check_export_path(path: str | Path, inputs: tuple[str | Path | None, ...] = 
 
 def _frame(identity: Identity, analysis: HeadAnalysis | None) -> HeadFrame:
     """The head's units and axes: from its analysis, else detected, else its width alone."""
-    from talking_faces.head_frame import detect_head_frame, units_only_frame
-    from talking_faces.landmarks import connected_components
+    from talking_faces.head_frame import detect_mesh_frame, units_only_frame
 
     if analysis is not None:
         return analysis.frame
-    if identity.faces is not None:
-        try:
-            return detect_head_frame(identity.vertices, connected_components(identity.num_vertices, identity.faces)[0])
-        except TalkingFacesError:
-            pass
-    return units_only_frame(identity.vertices)
+    detected = None if identity.faces is None else detect_mesh_frame(identity.vertices, identity.faces)
+    return units_only_frame(identity.vertices) if detected is None else detected
 
 
 def au_curves(basis: AUBasis, au_weights: np.ndarray | None, speech_offsets=None) -> tuple[np.ndarray, np.ndarray | None]:
