@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
@@ -31,7 +30,7 @@ from .head_frame import HeadFrame, detect_head_frame, mirror_error, units_only_f
 from .identity import Identity
 from .landmarks import (
     INDEX_NAMES, POINT_NAMES, SIDES, Landmarks, _eye_rims, _front_vertex_near, _split_loop, boundary_loops,
-    connected_components, jaw_hinges, mesh_adjacency, split_rim, thin_by_sector,
+    connected_components, edge_graph, jaw_hinges, mesh_adjacency, split_rim, thin_by_sector,
 )
 
 LANDMARKS_HELP = "give it with --landmarks FILE.json (named points as vertex indices or coordinates; see docs/character.md), or pass an AU basis with --au-basis"
@@ -156,6 +155,17 @@ def _check_plausible(points: dict[str, np.ndarray]) -> None:
     for ok, names, what in checks:
         if not ok:
             raise TalkingFacesError(f"The detected landmarks look wrong ({what}); {LANDMARKS_HELP} ({names}).")
+
+
+def _walk_back(graph, a: int, b: int, limit: float = np.inf) -> tuple[list[int], bool]:
+    """The shortest surface path between vertices `a` and `b` of an `edge_graph`, listed from `b`
+    back towards `a` (within `limit` of `a`), and whether it reaches `a`."""
+    _, previous = dijkstra(graph, directed=False, indices=a, limit=limit, return_predecessors=True)
+    path, vertex = [b], b
+    while vertex != a and previous[vertex] >= 0:
+        vertex = int(previous[vertex])
+        path.append(vertex)
+    return path, vertex == a
 
 
 class _Detector:
@@ -327,12 +337,7 @@ class _Detector:
         corner_l, corner_r = corners
 
         def path(a: int, b: int) -> list[int]:
-            _, pred = dijkstra(graph, directed=False, indices=a, return_predecessors=True)
-            out, v = [b], b
-            while v != a and pred[v] >= 0:
-                v = int(pred[v])
-                out.append(v)
-            return out[::-1]
+            return _walk_back(graph, a, b)[0][::-1]
 
         line = np.asarray(path(corner_r, centre)[:-1] + path(centre, corner_l), dtype=np.int64)
         on_line = np.zeros(len(p), bool)
@@ -402,12 +407,8 @@ class _Detector:
             upper and lower contacts on one side (it runs round the mouth corner)."""
             top = upper_set[np.argmax(sign * p[upper_set, 0])]
             bottom = lower_set[np.argmax(sign * p[lower_set, 0])]
-            _, previous = dijkstra(graph, directed=False, indices=top, limit=0.3 * distance, return_predecessors=True)
-            path, vertex = [bottom], bottom
-            while vertex != top and previous[vertex] >= 0:
-                vertex = int(previous[vertex])
-                path.append(vertex)
-            path = np.asarray(path if vertex == top else [top, bottom])
+            path, reached = _walk_back(graph, top, bottom, limit=0.3 * distance)
+            path = np.asarray(path if reached else [top, bottom])
             return int(path[np.argmax(sign * p[path, 0])])
 
         corner_l, corner_r = corner(1.0), corner(-1.0)
@@ -461,9 +462,7 @@ class _Detector:
         else:
             raise TalkingFacesError(f"Cannot find the nose tip of this head; {LANDMARKS_HELP} (nose_tip).")
         result["nose_tip"] = tip
-        adjacency = mesh_adjacency(len(p), self.faces).tocoo()
-        lengths = np.linalg.norm(p[adjacency.row] - p[adjacency.col], axis=1)
-        graph = sparse.csr_matrix((lengths, (adjacency.row, adjacency.col)), shape=(len(p), len(p)))
+        graph = edge_graph(p, self.faces)
         self.mouth(indices, result, tip, eye_y, distance, graph)
         lips_y = result["lower_lip_centre"][1]
         chin_y = lips_y - 0.5 * distance

@@ -79,6 +79,15 @@ def mesh_adjacency(num_vertices: int, faces: np.ndarray):
     return ((adj + adj.T) > 0).astype(np.float64)
 
 
+def edge_graph(points: np.ndarray, faces: np.ndarray):
+    """`(V, V)` scipy CSR matrix of the mesh's edge lengths, for surface distances (`scipy.sparse.csgraph`)."""
+    from scipy import sparse
+
+    adjacency = mesh_adjacency(len(points), faces).tocoo()
+    lengths = np.linalg.norm(points[adjacency.row] - points[adjacency.col], axis=1)
+    return sparse.csr_matrix((lengths, (adjacency.row, adjacency.col)), shape=(len(points), len(points)))
+
+
 def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
     """Ordered vertex loops `[(n,), ...]` of the edges used by exactly one face."""
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])

@@ -26,7 +26,7 @@ from .character import is_default_character
 from .head_frame import HeadFrame
 from .head_landmarks import HeadAnalysis, analyse_head, read_landmarks_file
 from .identity import Identity
-from .landmarks import Landmarks, find_landmarks, mesh_adjacency
+from .landmarks import Landmarks, edge_graph, find_landmarks
 from .rig_store import RIG_SOURCE, load_rig_offsets, rig_key, store_rig_offsets
 
 # Eye distance of the AUBlendSet sample identity (m): the unit the magnitudes below are measured in.
@@ -180,9 +180,7 @@ def _prepare(points: np.ndarray, faces: np.ndarray, landmarks: Landmarks, parts:
     if parts is not None:
         skin[parts.lower_jaw] = skin[parts.static] = skin[parts.attached] = 0.0
         lower_teeth[parts.lower_jaw] = 1.0
-    adjacency = mesh_adjacency(n, faces).tocoo()
-    lengths = np.linalg.norm(points[adjacency.row] - points[adjacency.col], axis=1)
-    graph = sparse.csr_matrix((lengths, (adjacency.row, adjacency.col)), shape=(n, n))
+    graph = edge_graph(points, faces)
 
     upper_lip, lower_lip = landmarks.indices["upper_lip"][1:-1], landmarks.indices["lower_lip"][1:-1]
     d_up, d_low = _sided_distances(graph, upper_lip, lower_lip, 90 * mm)
