@@ -6,6 +6,8 @@ frames), so the per-frame work is independent of the vertex count.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from scipy.optimize import nnls
 
@@ -46,6 +48,13 @@ class GramSolver:
         return np.sqrt(np.clip(squared, 0.0, None))
 
 
+def _vertex_chunks(offsets) -> Iterator[tuple[int, np.ndarray]]:
+    """`(start, (T, n, 3) float64)` slices of `offsets (T, V, 3)` over CHUNK vertices at a time (a torch
+    tensor or a memory map is read one slice at a time)."""
+    for start in range(0, offsets.shape[1], CHUNK):
+        yield start, np.asarray(offsets[:, start:start + CHUNK], dtype=np.float64)
+
+
 def fit_weights(offsets: np.ndarray, shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Non-negative weights `(T, K)` of `shapes (K, V, 3)` that best reproduce `offsets (T, V, 3)`.
 
@@ -56,8 +65,8 @@ def fit_weights(offsets: np.ndarray, shapes: np.ndarray) -> tuple[np.ndarray, np
     solver = GramSolver(shapes)
     rhs = np.zeros((num_frames, shapes.shape[0]))
     norms = np.zeros(num_frames)
-    for start in range(0, num_vertices, CHUNK):
-        chunk = np.asarray(offsets[:, start:start + CHUNK], dtype=np.float64).reshape(num_frames, -1)
+    for start, chunk in _vertex_chunks(offsets):
+        chunk = chunk.reshape(num_frames, -1)
         rhs += chunk @ _flat(shapes[:, start:start + CHUNK]).T
         norms += np.einsum("ti,ti->t", chunk, chunk)
     weights = solver.solve(rhs)
@@ -72,23 +81,25 @@ def pca_to_tolerance(offsets: np.ndarray, tolerance: float) -> tuple[np.ndarray,
     """
     num_frames, num_vertices = offsets.shape[0], offsets.shape[1]
     gram = np.zeros((num_frames, num_frames))
-    for start in range(0, num_vertices, CHUNK):
-        chunk = np.asarray(offsets[:, start:start + CHUNK], dtype=np.float64).reshape(num_frames, -1)
+    for _, chunk in _vertex_chunks(offsets):
+        chunk = chunk.reshape(num_frames, -1)
         gram += chunk @ chunk.T
     values, vectors = np.linalg.eigh(gram)
     order = np.argsort(values)[::-1]
     values, vectors = np.clip(values[order], 0.0, None), vectors[:, order]
     rank = int((values > 1e-12 * max(values[0], 1e-300)).sum()) if len(values) else 0
 
+    errors: dict[int, float] = {}  # each one reads all the offsets: the last k is always one measured
+
     def max_error(k: int) -> float:
-        basis = vectors[:, :k]
-        worst = 0.0
-        for start in range(0, num_vertices, CHUNK):
-            chunk = np.asarray(offsets[:, start:start + CHUNK], dtype=np.float64)
-            flat = chunk.reshape(num_frames, -1)
-            rest = (flat - basis @ (basis.T @ flat)).reshape(chunk.shape)
-            worst = max(worst, float(np.linalg.norm(rest, axis=-1).max()) if rest.size else 0.0)
-        return worst
+        if k not in errors:
+            basis, worst = vectors[:, :k], 0.0
+            for _, chunk in _vertex_chunks(offsets):
+                flat = chunk.reshape(num_frames, -1)
+                rest = (flat - basis @ (basis.T @ flat)).reshape(chunk.shape)
+                worst = max(worst, float(np.linalg.norm(rest, axis=-1).max()) if rest.size else 0.0)
+            errors[k] = worst
+        return errors[k]
 
     low, high = 0, rank  # the smallest k within tolerance, by bisection (the error falls with k)
     if max_error(high) > tolerance:
@@ -103,8 +114,8 @@ def pca_to_tolerance(offsets: np.ndarray, tolerance: float) -> tuple[np.ndarray,
     coefficients = vectors[:, :k] * np.sqrt(values[:k])  # (T, k) = U S
     scale = np.maximum(np.abs(coefficients).max(axis=0), 1e-30) if k else np.zeros(0)
     components = np.zeros((k, num_vertices, 3))
-    for start in range(0, num_vertices, CHUNK):
-        chunk = np.asarray(offsets[:, start:start + CHUNK], dtype=np.float64).reshape(num_frames, -1)
+    for start, chunk in _vertex_chunks(offsets):
+        chunk = chunk.reshape(num_frames, -1)
         # V_k = X^T U / S, times the weight scale so the weights are coefficients / scale.
         part = (vectors[:, :k].T @ chunk) / np.sqrt(values[:k])[:, None] * scale[:, None]
         components[:, start:start + CHUNK] = part.reshape(k, -1, 3)
