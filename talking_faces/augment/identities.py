@@ -79,10 +79,8 @@ class FaceIdentity:
     anchor_points: np.ndarray | None
     interior: np.ndarray | None = None
 
-    def landmark_positions(self, offsets: np.ndarray) -> np.ndarray | None:
-        """`(K, 3)` positions of `PROJECTED_LANDMARKS` for a displacement `(V, 3)` from the neutral."""
-        if self.anchors is None:
-            return None
+    def landmark_positions(self, offsets: np.ndarray) -> np.ndarray:
+        """`(K, 3)` positions of `PROJECTED_LANDMARKS` for a displacement `(V, 3)` from the neutral (`anchors` set)."""
         moved = np.stack([offsets[self.anchors[name]].mean(axis=0) for name in PROJECTED_LANDMARKS])
         return self.anchor_points + moved
 

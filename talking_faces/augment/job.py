@@ -236,10 +236,10 @@ def landmark_rows(samples: list[Sample], identities: list[FaceIdentity], size: i
     rows = []
     for sample in samples:
         identity = identities[sample.identity]
-        positions = identity.landmark_positions(expression_offsets(identity, sample.weights))
-        if positions is None:
+        if identity.anchors is None:
             rows.append([f"{sample.stem}.png"] + [""] * (2 * len(PROJECTED_LANDMARKS)))
             continue
+        positions = identity.landmark_positions(expression_offsets(identity, sample.weights))
         pose = head_pose(identity, sample)
         pixels = project_points(positions @ pose[:3, :3].T + pose[:3, 3], camera_pose(identity.frame_box)[0], size)
         rows.append([f"{sample.stem}.png"] + [f"{value:.2f}" for value in pixels.reshape(-1)])
