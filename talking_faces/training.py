@@ -162,7 +162,7 @@ def run_epochs(
     Each epoch shuffles `samples` (the same permutation on every rank), takes this rank's shard,
     and steps on `step_loss(step_model, sample)` with the DDP-wrapped model (unused parameters
     allowed: LayerDrop skips layers). Every `save_every` epochs and at the last, rank 0 calls
-    `write_checkpoint(out / f"{epoch}_model.pth")` and records the resume state. Returns the last
+    `write_checkpoint(out / checkpoint_name.format(epoch=epoch))` and records the resume state. Returns the last
     checkpoint path.
     """
     out = Path(out)
