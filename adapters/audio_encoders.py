@@ -76,6 +76,15 @@ ARCHITECTURE_FIELDS = (
 )
 
 
+def copy_pretrained(encoder: nn.Module, pretrained: nn.Module, source: str | Path, name: str) -> None:
+    """Load `pretrained`'s weights (from `load_audio_encoder(source)`) into a model's `encoder`: all of
+    them but `masked_spec_embed` (training-time masking, absent from fine-tuned checkpoints); a one-line
+    error naming `source` when they do not fit."""
+    missing, unexpected = encoder.load_state_dict(pretrained.state_dict(), strict=False)
+    if unexpected or set(missing) - {"masked_spec_embed"}:
+        raise TalkingFacesError(f"The audio encoder in {source} does not fit {name}; missing {missing[:3]}, unexpected {unexpected[:3]}.")
+
+
 def encoder_config(encoder: nn.Module) -> dict[str, Any]:
     """The encoder's architecture as JSON-serialisable config overrides for `build_audio_encoder`."""
     config = encoder.config

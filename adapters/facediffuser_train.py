@@ -25,7 +25,7 @@ from talking_faces.training import (
     DistributedContext, EpochResult, TrainOptions, atomic_torch_save, atomic_write_json, resume_with, run_epochs,
 )
 
-from .audio_encoders import encoder_config, load_audio_encoder, normalize_audio
+from .audio_encoders import copy_pretrained, encoder_config, load_audio_encoder, normalize_audio
 from .facediffuser import VARIANTS, Variant, condition_vector, load_facediffuser, official_state_dict, sidecar_dict
 from .facediffuser_model import FaceDiff, FaceDiffConfig
 from .faceformer_train import ground_truth_frames
@@ -69,9 +69,7 @@ def new_model(variant: Variant, vertice_dim: int, audio_encoder: str | Path | No
         return FaceDiff(config)
     pretrained = load_audio_encoder(audio_encoder, "hubert")
     model = FaceDiff(replace(config, audio_encoder=encoder_config(pretrained)))
-    missing, unexpected = model.audio_encoder.load_state_dict(pretrained.state_dict(), strict=False)
-    if unexpected or set(missing) - {"masked_spec_embed"}:
-        raise TalkingFacesError(f"The audio encoder in {audio_encoder} does not fit HuBERT; missing {missing[:3]}, unexpected {unexpected[:3]}.")
+    copy_pretrained(model.audio_encoder, pretrained, audio_encoder, "HuBERT")
     return model
 
 

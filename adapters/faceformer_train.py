@@ -31,7 +31,7 @@ from talking_faces.training import (
     run_epochs,
 )
 
-from .audio_encoders import encoder_config, load_audio_encoder, normalize_audio
+from .audio_encoders import copy_pretrained, encoder_config, load_audio_encoder, normalize_audio
 from .faceformer import DATASETS, Conditioning, load_faceformer, sidecar_dict, upstream_state_dict
 from .faceformer_model import FaceFormer, FaceFormerConfig
 
@@ -90,9 +90,7 @@ def new_model(
         return FaceFormer(config)
     pretrained = load_audio_encoder(audio_encoder)
     model = FaceFormer(FaceFormerConfig(**{**config.__dict__, "audio_encoder": encoder_config(pretrained)}))
-    missing, unexpected = model.audio_encoder.load_state_dict(pretrained.state_dict(), strict=False)
-    if unexpected or set(missing) - {"masked_spec_embed"}:
-        raise TalkingFacesError(f"The audio encoder in {audio_encoder} does not fit wav2vec2; missing {missing[:3]}, unexpected {unexpected[:3]}.")
+    copy_pretrained(model.audio_encoder, pretrained, audio_encoder, "wav2vec2")
     return model
 
 

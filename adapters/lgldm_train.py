@@ -27,7 +27,7 @@ from talking_faces.schedulers import NoiseSchedule, add_noise
 from talking_faces.schedulers.lucidrains import cosine_betas_clipped, lucidrains_buffers
 from talking_faces.training import DistributedContext, EpochResult, TrainOptions, load_resume_state, run_epochs
 
-from .audio_encoders import encoder_config_from_state, load_audio_encoder, normalize_audio
+from .audio_encoders import copy_pretrained, encoder_config_from_state, load_audio_encoder, normalize_audio
 from .faceformer import VOCASET_SUBJECTS
 from .faceformer_train import TrainingSample
 from .lgldm import MEAD_SPEAKERS, NEUTRAL, NORMALIZE_EPS
@@ -85,9 +85,7 @@ def new_denoiser(
     })
     model = LatentDenoiser(config)
     if pretrained is not None:
-        missing, unexpected = model.audio_encoder.load_state_dict(pretrained.state_dict(), strict=False)
-        if unexpected or set(missing) - {"masked_spec_embed"}:
-            raise TalkingFacesError(f"The encoder in {hubert} does not fit HuBERT; missing {missing[:3]}, unexpected {unexpected[:3]}.")
+        copy_pretrained(model.audio_encoder, pretrained, hubert, "HuBERT")
     return model
 
 
