@@ -101,10 +101,15 @@ def _nose_protrusion(points: np.ndarray, lateral: int, plane: float, front: np.n
     return float(depth[tip] - depth[flank].max())  # the front-most surface beside the tip
 
 
+def _unit_for_width(width: float) -> str:
+    """The unit (a key of UNITS) in which a head `width` wide is closest to a human head's width."""
+    return min(UNITS, key=lambda u: abs(np.log(max(width, 1e-12) * UNITS[u] / HEAD_WIDTH_M)))
+
+
 def units_only_frame(vertices: np.ndarray) -> HeadFrame:
     """The frame of a head taken to be Y-up and facing +Z already, with its unit judged by its width."""
     width = float(np.ptp(np.asarray(vertices, dtype=np.float64)[:, 0]))
-    unit = min(UNITS, key=lambda u: abs(np.log(max(width, 1e-12) * UNITS[u] / HEAD_WIDTH_M)))
+    unit = _unit_for_width(width)
     return HeadFrame(np.eye(3), UNITS[unit], unit)
 
 
@@ -124,7 +129,7 @@ def detect_head_frame(vertices: np.ndarray, skin: np.ndarray | None = None) -> H
     lateral = int(np.argmin([e for e, _ in errors]))
     plane = errors[lateral][1]
     width_units = float(np.ptp(points[:, lateral]))
-    unit = min(UNITS, key=lambda u: abs(np.log(width_units * UNITS[u] / HEAD_WIDTH_M)))
+    unit = _unit_for_width(width_units)
     scale = UNITS[unit]
     metres, plane, width = points * scale, plane * scale, width_units * scale
     others = [k for k in range(3) if k != lateral]

@@ -114,6 +114,8 @@ def export_animation(
         One report per file, with the fitting errors in millimetres.
     """
     paths = [check_export_path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    if au_weights is None and speech_offsets is None:
+        raise TalkingFacesError("Nothing to export: give AU weights or speech offsets.")
     basis.check_matches(identity.num_vertices)
     suffixes = {p.suffix.lower() for p in paths}
     if analysis is None and ".csv" in suffixes:
@@ -138,13 +140,10 @@ def export_animation(
             shapes = arkit_shapes(identity, basis.offsets, analysis)
             curves, arkit_residual = arkit_weights(weights, basis.offsets, shapes)
             write_live_link_csv(path, curves, fps)
-            mm = 1000.0 * frame.scale
             note = _residual_note(residual, frame)
-            fit = f"ARKit fit RMS residual {mm * arkit_residual.mean():.3f} mm (max {mm * arkit_residual.max():.3f})"
+            fit = f"ARKit fit {_rms_residual(arkit_residual, frame)}"
             reports.append(ExportReport(path, (note + "; " if note else "") + fit))
         else:
-            if au_weights is None and speech_offsets is None:
-                raise TalkingFacesError("Nothing to export: give AU weights or speech offsets.")
             reports.append(_export_glb(path, identity, basis, fps, au_weights, speech_offsets, audio, frame))
     return reports
 
@@ -152,8 +151,13 @@ def export_animation(
 def _residual_note(residual: np.ndarray | None, frame: HeadFrame) -> str:
     if residual is None:
         return ""
+    return f"speech offsets solved to AU weights (NNLS), {_rms_residual(residual, frame)}"
+
+
+def _rms_residual(residual: np.ndarray, frame: HeadFrame) -> str:
+    """The text "RMS residual M mm (max X)" of per-frame residuals `(T,)` in the head's units."""
     mm = 1000.0 * frame.scale
-    return f"speech offsets solved to AU weights (NNLS), RMS residual {mm * residual.mean():.3f} mm (max {mm * residual.max():.3f})"
+    return f"RMS residual {mm * residual.mean():.3f} mm (max {mm * residual.max():.3f})"
 
 
 def _export_glb(path, identity, basis, fps, au_weights, speech_offsets, audio, frame: HeadFrame) -> ExportReport:
